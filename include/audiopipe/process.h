@@ -1,0 +1,128 @@
+/*
+ * Processing: one decode pass over an input that feeds every requested
+ * analysis, waveform and rendition. The decoder runs on the calling
+ * thread; renditions and analysis run on worker threads when
+ * `max_threads` allows, each reading the same decoded blocks.
+ *
+ * ap_process is reentrant: any number of threads may process different
+ * inputs at once.
+ */
+#ifndef AUDIOPIPE_PROCESS_H
+#define AUDIOPIPE_PROCESS_H
+
+#include <audiopipe/analysis.h>
+#include <audiopipe/common.h>
+#include <audiopipe/error.h>
+#include <audiopipe/io.h>
+#include <audiopipe/limits.h>
+#include <audiopipe/probe.h>
+#include <audiopipe/rendition.h>
+#include <audiopipe/waveform.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Analyses to run; combine with bitwise or. */
+#define AP_ANALYZE_LOUDNESS 0x01u  /* integrated loudness, LRA, momentary */
+#define AP_ANALYZE_TRUE_PEAK 0x02u /* 4x oversampled true peak */
+#define AP_ANALYZE_LEVELS 0x04u    /* sample peak, RMS, clipping */
+#define AP_ANALYZE_SILENCE 0x08u   /* leading and trailing silence */
+#define AP_ANALYZE_ALL 0x0Fu
+
+typedef struct ap_process_options {
+  size_t struct_size; /* sizeof(ap_process_options_t) */
+  ap_limits_t limits;
+  unsigned analyses;                   /* AP_ANALYZE_* flags */
+  ap_mono_convention_t mono_convention;
+  double silence_threshold_dbfs;       /* default −60 dBFS */
+  const ap_waveform_spec_t *waveforms; /* array of waveform_count */
+  size_t waveform_count;
+  const ap_rendition_spec_t *renditions; /* array of rendition_count */
+  size_t rendition_count;
+  /* Threads for analysis and encoders besides the caller's; 0 picks one
+   * per rendition plus one for analysis, capped at the core count. 1 runs
+   * everything on the calling thread. */
+  int max_threads;
+  ap_progress_fn progress;
+  void *progress_user_data;
+} ap_process_options_t;
+
+/* Fills defaults: all analyses, single-channel mono convention, −60 dBFS
+ * silence threshold, default limits, no waveforms or renditions. */
+AP_EXPORT void ap_process_options_init(ap_process_options_t *options);
+
+typedef struct ap_process_result ap_process_result_t;
+
+/*
+ * Probes and decodes `input` once, running the analyses and producing the
+ * waveforms and renditions of `options`. Every output is finished on
+ * success and abandoned on failure, so nothing partial is left behind.
+ * On success stores a new result in `*out` (free with
+ * ap_process_result_free). Fails with any error of ap_probe, and with
+ * AP_ERR_CORRUPT_INPUT, AP_ERR_DECODE_TIME_LIMIT, AP_ERR_SAMPLE_BUDGET,
+ * AP_ERR_ENCODE, AP_ERR_CANCELLED or AP_ERR_IO.
+ */
+AP_EXPORT ap_status_t ap_process(ap_io_t *input,
+                                 const ap_process_options_t *options,
+                                 ap_process_result_t **out, ap_error_t *error);
+
+AP_EXPORT void ap_process_result_free(ap_process_result_t *result);
+
+/* The probe data, with the duration replaced by the decoded sample count
+ * (method AP_DURATION_DECODE). Owned by the result. */
+AP_EXPORT const ap_media_info_t *
+ap_process_result_media_info(const ap_process_result_t *result);
+
+/* The analysis, or NULL when no analysis was requested. Owned by the
+ * result. */
+AP_EXPORT const ap_analysis_t *
+ap_process_result_analysis(const ap_process_result_t *result);
+
+/* Decoded frames at the source sample rate after delay and padding. */
+AP_EXPORT int64_t
+ap_process_result_decoded_frames(const ap_process_result_t *result);
+
+/* Per-rendition facts, in the order of the options' renditions. */
+AP_EXPORT size_t
+ap_process_result_rendition_count(const ap_process_result_t *result);
+AP_EXPORT const char *
+ap_process_result_rendition_name(const ap_process_result_t *result,
+                                 size_t index);
+AP_EXPORT int64_t
+ap_process_result_rendition_bytes(const ap_process_result_t *result,
+                                  size_t index);
+/* Gain applied by loudness normalisation in dB (0 when not normalised). */
+AP_EXPORT double
+ap_process_result_rendition_gain_db(const ap_process_result_t *result,
+                                    size_t index);
+
+/* Per-waveform facts, in the order of the options' waveforms. */
+AP_EXPORT size_t
+ap_process_result_waveform_count(const ap_process_result_t *result);
+AP_EXPORT int64_t
+ap_process_result_waveform_pixels(const ap_process_result_t *result,
+                                  size_t index);
+AP_EXPORT int
+ap_process_result_waveform_samples_per_pixel(const ap_process_result_t *result,
+                                             size_t index);
+
+/* Seconds spent in each stage (wall clock), for metrics. */
+AP_EXPORT double
+ap_process_result_decode_seconds(const ap_process_result_t *result);
+AP_EXPORT double
+ap_process_result_total_seconds(const ap_process_result_t *result);
+
+/*
+ * Serialises the whole result (media info, analysis with null for
+ * undefined values and their reasons, renditions, waveforms, timings) as
+ * a JSON object into a new string in `*json`; free it with ap_free.
+ */
+AP_EXPORT ap_status_t ap_process_result_to_json(
+    const ap_process_result_t *result, char **json, ap_error_t *error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
