@@ -56,8 +56,10 @@ typedef struct ap_process_result ap_process_result_t;
 
 /*
  * Probes and decodes `input` once, running the analyses and producing the
- * waveforms and renditions of `options`. Every output is finished on
- * success and abandoned on failure, so nothing partial is left behind.
+ * waveforms and renditions of `options`. On success every output has been
+ * finished with ap_output_finish. On failure no output is finished, so the
+ * caller's ap_output_close discards what was written and nothing partial
+ * is left behind. The outputs stay owned by the caller either way.
  * On success stores a new result in `*out` (free with
  * ap_process_result_free). Fails with any error of ap_probe, and with
  * AP_ERR_CORRUPT_INPUT, AP_ERR_DECODE_TIME_LIMIT, AP_ERR_SAMPLE_BUDGET,
