@@ -1,0 +1,103 @@
+/*
+ * Context: the handle that ties the library to its backends. One context
+ * opens the metadata store (assets, uploads and jobs), the object store
+ * (the audio bytes and everything derived from them) and the job queue,
+ * each chosen by a URI in the configuration, and reads the limits and the
+ * signing secret every other area needs.
+ *
+ * Backends, by URI:
+ *   metadata.uri  sqlite://PATH      a SQLite file; PATH is relative to the
+ *                                    working directory unless it starts
+ *                                    with '/' (sqlite:///var/lib/a/meta.db)
+ *                 sqlite::memory:    not accepted, because a pool of
+ *                                    connections cannot share it
+ *   objects.uri   file://PATH        a directory of files, presigned URLs
+ *                                    verified by audiopipe-httpd
+ *   queue.uri     db                 jobs are rows of the metadata store
+ * Other schemes (mongodb://, s3://, redis://) fail with AP_ERR_UNSUPPORTED
+ * in this build.
+ *
+ * Durability of the SQLite store: journal_mode=WAL, and synchronous is
+ * metadata.sqlite_synchronous (default FULL). With FULL, a transaction
+ * that returned success survives a power loss or an operating system
+ * crash. With NORMAL, a committed transaction survives a crash of the
+ * process, but the last transactions before a power loss may roll back;
+ * the database is never corrupted in either mode.
+ *
+ * Thread-safety: a context may be used from any number of threads at once.
+ * It keeps a pool of SQLite connections (metadata.pool_size) and each call
+ * borrows one for its duration. Open and close it on one thread, and close
+ * it only when no other call is running.
+ */
+#ifndef AUDIOPIPE_CONTEXT_H
+#define AUDIOPIPE_CONTEXT_H
+
+#include <audiopipe/common.h>
+#include <audiopipe/config.h>
+#include <audiopipe/error.h>
+#include <audiopipe/limits.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ap_context ap_context_t;
+
+/* The schema version this build writes; see docs/data-model.md. */
+#define AP_SCHEMA_VERSION 2
+
+/*
+ * Opens the backends named by `config` (which is copied and may be freed
+ * afterwards) and stores a new context in `*out`. When metadata.auto_migrate
+ * is true (the default) missing migrations are applied first; when false,
+ * a database older than AP_SCHEMA_VERSION stays as it is and
+ * ap_context_check_ready reports it until ap_context_migrate runs.
+ *
+ * Fails with AP_ERR_INVALID_CONFIG when signing.secret
+ * (AUDIOPIPE_SIGNING_SECRET) is missing or shorter than 32 bytes, or when
+ * a URI does not parse; AP_ERR_UNSUPPORTED for a backend this build lacks;
+ * AP_ERR_UNAVAILABLE or AP_ERR_IO when a backend cannot be opened. A
+ * database newer than this build fails with AP_ERR_UNSUPPORTED.
+ */
+AP_EXPORT ap_status_t ap_context_open(const ap_config_t *config,
+                                      ap_context_t **out, ap_error_t *error);
+
+/* Closes every backend and frees the context. NULL is allowed. */
+AP_EXPORT void ap_context_close(ap_context_t *context);
+
+/*
+ * Applies every missing schema migration, each in its own transaction, and
+ * stores the resulting version in `*schema_version` (may be NULL). Running
+ * it on an up-to-date database changes nothing. Thread-safe, and safe
+ * against another process migrating the same file at the same time.
+ */
+AP_EXPORT ap_status_t ap_context_migrate(ap_context_t *context,
+                                         int *schema_version,
+                                         ap_error_t *error);
+
+/* Stores the schema version recorded in the metadata store. */
+AP_EXPORT ap_status_t ap_context_schema_version(ap_context_t *context,
+                                                int *schema_version,
+                                                ap_error_t *error);
+
+/*
+ * Runs a trivial query on each backend, for a readiness probe. Fails with
+ * AP_ERR_UNAVAILABLE naming the backend that did not answer, or with
+ * AP_ERR_CONFLICT when the schema is older than AP_SCHEMA_VERSION.
+ */
+AP_EXPORT ap_status_t ap_context_check_ready(ap_context_t *context,
+                                             ap_error_t *error);
+
+/* Returns the limits read from the limits.* keys. Owned by the context. */
+AP_EXPORT const ap_limits_t *ap_context_limits(const ap_context_t *context);
+
+/* Returns public.base_url, or NULL when it is not set. Owned by the
+ * context. */
+AP_EXPORT const char *
+ap_context_public_base_url(const ap_context_t *context);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

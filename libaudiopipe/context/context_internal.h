@@ -1,0 +1,45 @@
+/*
+ * What the other areas of the library read from a context. The structure
+ * itself stays private to libaudiopipe/context; every area goes through
+ * these accessors, which are thread-safe because the values they return
+ * never change after ap_context_open.
+ */
+#ifndef AP_CONTEXT_CONTEXT_INTERNAL_H
+#define AP_CONTEXT_CONTEXT_INTERNAL_H
+
+#include <stddef.h>
+
+#include <audiopipe/config.h>
+#include <audiopipe/context.h>
+#include <audiopipe/limits.h>
+
+typedef struct ap_object_store ap_object_store_t;
+typedef struct ap_meta_store ap_meta_store_t;
+
+/* The object store named by objects.uri. Owned by the context. */
+ap_object_store_t *ap_context_object_store(ap_context_t *context);
+
+/* The metadata store named by metadata.uri. Owned by the context. */
+ap_meta_store_t *ap_context_meta_store(ap_context_t *context);
+
+/* The configuration the context was opened with (its own copy). */
+const ap_config_t *ap_context_config(const ap_context_t *context);
+
+/*
+ * The signing secret (signing.secret), `*size` bytes, not NUL-terminated
+ * in general. At least 32 bytes. Never log or return it to a client.
+ */
+const unsigned char *ap_context_signing_secret(const ap_context_t *context,
+                                               size_t *size);
+
+/* uploads.max_bytes, in bytes. */
+int64_t ap_context_upload_max_bytes(const ap_context_t *context);
+
+/* jobs.retry_base and jobs.retry_max, in ms. */
+int64_t ap_context_retry_base_ms(const ap_context_t *context);
+int64_t ap_context_retry_max_ms(const ap_context_t *context);
+
+/* jobs.watch_interval, in ms. */
+int64_t ap_context_watch_interval_ms(const ap_context_t *context);
+
+#endif
