@@ -33,6 +33,46 @@ static const ap_config_key_info_t key_table[] = {
      "clamd to scan uploads with: unix:/path/clamd.ctl or tcp:127.0.0.1:3310; unset skips scanning."},
     {"clamd.timeout", "duration", "60s", "ms",
      "Deadline for connecting to clamd and for each read or write of a scan."},
+    /* Context: backends, secrets and addresses (see <audiopipe/context.h>). */
+    {"metadata.uri", "string", "sqlite://./audiopipe-data/meta.db", "",
+     "Metadata store: sqlite://PATH, a SQLite file (created if missing)."},
+    {"metadata.sqlite_synchronous", "string", "FULL", "",
+     "SQLite synchronous mode, FULL (survives power loss) or NORMAL (survives process crashes)."},
+    {"metadata.pool_size", "integer", "4", "connections",
+     "SQLite connections the context keeps open for concurrent calls (1 to 64)."},
+    {"metadata.busy_timeout", "duration", "5s", "ms",
+     "How long a SQLite call waits for another writer's lock before failing with unavailable."},
+    {"metadata.auto_migrate", "bool", "true", "",
+     "Apply missing schema migrations when a context opens."},
+    {"objects.uri", "string", "file://./audiopipe-data/objects", "",
+     "Object store: file://PATH, a local directory whose signed URLs audiopipe-httpd serves."},
+    {"queue.uri", "string", "db", "",
+     "Job queue: db keeps jobs as rows of the metadata store."},
+    {"signing.secret", "string", NULL, "",
+     "Secret of at least 32 bytes that signs presigned URLs and list cursors; never logged."},
+    {"public.base_url", "string", NULL, "",
+     "URL clients reach the server on, such as https://media.example.com; presigned URLs use it."},
+    /* Uploads (see <audiopipe/upload.h>). */
+    {"uploads.max_bytes", "size", "2G", "bytes",
+     "Largest upload accepted; larger ones fail with upload_too_large."},
+    {"uploads.allowed_content_types", "string",
+     "audio/mpeg,audio/mp4,audio/x-m4a,audio/aac,audio/ogg,audio/opus,"
+     "audio/webm,audio/wav,audio/x-wav,audio/wave,audio/flac,audio/x-flac,"
+     "audio/aiff",
+     "", "Comma-separated content types an upload may declare."},
+    {"uploads.url_ttl", "duration", "15m", "ms",
+     "Lifetime of a presigned upload URL (at most 7 days)."},
+    {"uploads.clamd_address", "string", NULL, "",
+     "clamd to scan uploads with, unix:PATH or tcp:HOST:PORT; unset skips scanning."},
+    {"uploads.clamd_timeout", "duration", "30s", "ms",
+     "Timeout of each connect, send and receive to clamd."},
+    /* Jobs (see <audiopipe/job.h>). */
+    {"jobs.retry_base", "duration", "5s", "ms",
+     "Base of the exponential retry backoff (full jitter)."},
+    {"jobs.retry_max", "duration", "10m", "ms",
+     "Cap of the retry backoff."},
+    {"jobs.watch_interval", "duration", "200ms", "ms",
+     "How often a job watch polls the job row with the db queue."},
 };
 
 size_t ap_config_key_count(void) {
