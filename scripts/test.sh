@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs missing dependencies, then
+#   1. a warnings-as-errors build (build-test/) and every ctest test,
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build
+#      (build-test-asan/) and every ctest test again, with leak detection,
+#   3. the libFuzzer build (build-test-fuzz/) running fuzz_probe for 60 s.
+# Prints a summary and exits non-zero when any stage fails. Run as root on
+# a fresh machine so missing packages can be installed (`sudo
+# scripts/test.sh`); as another user it only checks that they are present.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${AP_TEST_JOBS:-2}
+fuzz_seconds=${AP_FUZZ_SECONDS:-60}
+
+scripts/install-deps.sh || exit 1
+
+declare -a names=() results=() durations=()
+failed=0
+
+# Runs one stage, recording its result and wall-clock time.
+stage() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo
+  echo "=== $name"
+  if "$@"; then
+    results+=("passed")
+  else
+    results+=("FAILED")
+    failed=1
+  fi
+  names+=("$name")
+  durations+=($((SECONDS - start)))
+}
+
+build_and_test() {
+  local dir=$1
+  shift
+  cmake -S "$root" -B "$dir" -DAP_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j"$jobs" || return 1
+  ctest --test-dir "$dir" -j"$jobs" --output-on-failure
+}
+
+release_build() {
+  build_and_test "$root/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+}
+
+sanitizer_build() {
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    build_and_test "$root/build-test-asan" -DCMAKE_BUILD_TYPE=Debug \
+    -DAP_SANITIZE=ON
+}
+
+fuzz_build() {
+  AP_FUZZ_BUILD_DIR=$root/build-test-fuzz scripts/fuzz.sh "$fuzz_seconds"
+}
+
+mkdir -p "$root/build-test" "$root/build-test-asan"
+stage "build and unit tests (-DAP_WERROR=ON)" release_build
+stage "ASan+UBSan build and tests (-DAP_SANITIZE=ON)" sanitizer_build
+stage "fuzz_probe for ${fuzz_seconds} s (-DAP_FUZZ=ON)" fuzz_build
+
+echo
+echo "=== summary"
+for i in "${!names[@]}"; do
+  printf '%-8s %5d s  %s\n' "${results[$i]}" "${durations[$i]}" "${names[$i]}"
+done
+printf 'total    %5d s\n' "$SECONDS"
+if ((failed)); then
+  echo "some stages failed"
+  exit 1
+fi
+echo "all stages passed"
