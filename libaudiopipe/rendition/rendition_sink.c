@@ -251,11 +251,20 @@ static ap_status_t write_header(rendition_sink_t *sink, ap_error_t *error) {
   AVDictionary *options = NULL;
   if (codec == AP_RENDITION_AAC) {
     av_dict_set(&options, "movflags", "+faststart", 0);
+    /* movenc's default movie time scale is 1000, which rounds the edit
+     * list's duration to whole milliseconds. At the sample rate the edit
+     * list states the exact frame count, so players can trim the end. */
+    av_dict_set_int(&options, "movie_timescale", sink->encoder->sample_rate, 0);
   } else if (codec == AP_RENDITION_WAV) {
     av_dict_set(&options, "rf64", "auto", 0);
   } else if (codec == AP_RENDITION_MP3) {
     /* No ID3v2 tag: the file starts with the Xing/LAME frame. */
     av_dict_set(&options, "id3v2_version", "0", 0);
+    /* mp3enc copies the first 9 bytes of this tag into the LAME tag's
+     * version field, and FFmpeg's mp3 demuxer honours the delay and
+     * padding only after "LAME", "Lavf" or "Lavc" there. */
+    av_dict_set(&sink->stream->metadata, "encoder",
+                LIBAVCODEC_IDENT " libmp3lame", 0);
   }
   /* Without bitexact, muxers stamp the FFmpeg version into the file; the
    * same input then always gives the same bytes. */
