@@ -47,7 +47,8 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  /* Getters never fail; strings belong to the media info. */
+  /* Getters return a value for every field (0 or NULL when unknown), and
+   * the strings belong to the media info. */
   printf("container: %s\n", ap_media_info_container(info));
   printf("codec: %s\n", ap_media_info_codec(info));
   printf("sample_rate: %d\n", ap_media_info_sample_rate(info));

@@ -32,7 +32,7 @@ if ((build)); then
 fi
 
 # Seeds: the real cases plus tiny generated files of every container the
-# prober knows, so mutations start from each parser's happy path.
+# prober reads, so mutations start from each parser's happy path.
 seeds=$build_dir/fuzz-seeds
 corpus=$build_dir/fuzz-corpus
 artifacts=$build_dir/fuzz-artifacts

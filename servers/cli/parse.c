@@ -1,6 +1,6 @@
 /*
  * Strict parsing of numbers typed by users. atoi and friends accept "12x"
- * as 12 and "x" as 0, which turns typos into silent settings; these
+ * as 12 and "x" as 0, which turns typos into silent settings. These
  * functions accept a value only when every character belongs to it.
  */
 #include <ctype.h>

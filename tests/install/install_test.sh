@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packaging test: installs a built tree into a temporary prefix and checks
-# what a user of the installed library sees. The examples are built from
+# the installed library as its users get it. The examples are built from
 # outside the source tree twice, with pkg-config and with
 # find_package(audiopipe), and run on real case files; the shared library's
 # SONAME, its exported symbols, the pkg-config metadata and static linking
@@ -37,7 +37,7 @@ prefix=$work_dir/prefix
 cmake --install "$build_dir" --prefix "$prefix" >"$work_dir/install.log"
 
 # GNUInstallDirs picks lib or lib64 (or a multiarch folder under /usr), so
-# find the folder that holds the pkg-config file.
+# find the folder that contains the pkg-config file.
 pc_file=$(find "$prefix" -name libaudiopipe.pc -print -quit)
 if [[ -z $pc_file ]]; then
   echo "FAILED: libaudiopipe.pc is not installed under $prefix"
@@ -82,10 +82,10 @@ requires_private_complete() {
 check "Requires.private lists every dependency" requires_private_complete
 
 # Runs the two examples from `bin_dir` on case files and checks their
-# output against facts known from how the files were made: case-03.mp3 is
-# 5.000 s of mono MP3 after the LAME delay and padding are trimmed, and
-# case-19.wav is a 10 s 48 kHz mono 1 kHz sine at -23 dBFS, which BS.1770
-# reads as -26.0 LUFS and which gives 1875 pixels at 256 samples per pixel.
+# output against facts known from how the files were made. case-03.mp3 is
+# 5.000 s of mono MP3 after the LAME delay and padding are trimmed.
+# case-19.wav is a 10 s 48 kHz mono 1 kHz sine at -23 dBFS: BS.1770 reads
+# it as -26.0 LUFS, and it gives 1875 pixels at 256 samples per pixel.
 examples_work() {
   local bin_dir=$1 output
   output=$("$bin_dir/probe_file" "$cases/case-03.mp3") || return 1
