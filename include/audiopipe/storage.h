@@ -74,9 +74,9 @@ AP_EXPORT void ap_object_store_close(ap_object_store_t *store);
 
 /* What the store records about one object. */
 typedef struct ap_object_info {
-  int64_t size;                                   /* bytes */
-  char content_type[AP_CONTENT_TYPE_MAX_SIZE];    /* as given when written */
-  int64_t last_modified_ms;                       /* Unix time, ms */
+  int64_t size;                                /* bytes */
+  char content_type[AP_CONTENT_TYPE_MAX_SIZE]; /* as given when written */
+  int64_t last_modified_ms;                    /* Unix time, ms */
 } ap_object_info_t;
 
 /*
@@ -102,8 +102,7 @@ AP_EXPORT ap_status_t ap_object_store_stat(ap_object_store_t *store,
  * stream with ap_io_close.
  */
 AP_EXPORT ap_status_t ap_object_store_open_read(ap_object_store_t *store,
-                                                const char *key,
-                                                ap_io_t **out,
+                                                const char *key, ap_io_t **out,
                                                 ap_error_t *error);
 
 /*
@@ -112,16 +111,16 @@ AP_EXPORT ap_status_t ap_object_store_open_read(ap_object_store_t *store,
  * or header is NULL. Initialise with ap_signed_request_init.
  */
 typedef struct ap_signed_request {
-  size_t struct_size;         /* sizeof(ap_signed_request_t) */
-  const char *method;         /* "PUT" or "GET" */
-  const char *host;           /* Host header, e.g. "localhost:8080" */
-  const char *path;           /* URL path without the query */
-  const char *expires;        /* X-Ap-Expires */
+  size_t struct_size;                /* sizeof(ap_signed_request_t) */
+  const char *method;                /* "PUT" or "GET" */
+  const char *host;                  /* Host header, e.g. "localhost:8080" */
+  const char *path;                  /* URL path without the query */
+  const char *expires;               /* X-Ap-Expires */
   const char *signed_content_type;   /* X-Ap-Content-Type */
   const char *signed_content_length; /* X-Ap-Content-Length */
-  const char *signature;      /* X-Ap-Signature */
-  const char *content_type;   /* Content-Type header */
-  int64_t content_length;     /* Content-Length header, -1 if absent */
+  const char *signature;             /* X-Ap-Signature */
+  const char *content_type;          /* Content-Type header */
+  int64_t content_length;            /* Content-Length header, -1 if absent */
 } ap_signed_request_t;
 
 AP_EXPORT void ap_signed_request_init(ap_signed_request_t *request);
@@ -141,12 +140,10 @@ AP_EXPORT void ap_signed_request_init(ap_signed_request_t *request);
  * AP_ERR_INVALID_CONFIG when signing.secret or public.base_url is unset or
  * invalid. The signature is compared in constant time. Thread-safe.
  */
-AP_EXPORT ap_status_t ap_signed_request_verify(const ap_config_t *config,
-                                               const ap_signed_request_t *request,
-                                               int64_t now_seconds, char *key,
-                                               size_t key_size,
-                                               int64_t *signed_length,
-                                               ap_error_t *error);
+AP_EXPORT ap_status_t ap_signed_request_verify(
+    const ap_config_t *config, const ap_signed_request_t *request,
+    int64_t now_seconds, char *key, size_t key_size, int64_t *signed_length,
+    ap_error_t *error);
 
 /*
  * Streaming upload of a request body of exactly `expected_length` bytes
@@ -159,12 +156,9 @@ AP_EXPORT ap_status_t ap_signed_request_verify(const ap_config_t *config,
  */
 typedef struct ap_object_upload ap_object_upload_t;
 
-AP_EXPORT ap_status_t ap_object_upload_begin(ap_object_store_t *store,
-                                             const char *key,
-                                             const char *content_type,
-                                             int64_t expected_length,
-                                             ap_object_upload_t **out,
-                                             ap_error_t *error);
+AP_EXPORT ap_status_t ap_object_upload_begin(
+    ap_object_store_t *store, const char *key, const char *content_type,
+    int64_t expected_length, ap_object_upload_t **out, ap_error_t *error);
 
 /* Appends body bytes. After a failure every later call fails the same
  * way, so the caller may keep draining the connection. */

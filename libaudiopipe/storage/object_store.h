@@ -69,7 +69,7 @@ typedef struct ap_presigned_request {
   char *url;                      /* absolute URL to send it to */
   ap_presigned_header_t *headers; /* headers the client must send */
   size_t header_count;
-  int64_t expires_at;             /* Unix time, seconds */
+  int64_t expires_at; /* Unix time, seconds */
 } ap_presigned_request_t;
 
 /* Frees the strings of `request` and zeroes it. NULL is allowed. */
@@ -84,13 +84,11 @@ void ap_presigned_request_free(ap_presigned_request_t *request);
  * and AP_ERR_INVALID_CONFIG when signing.secret or public.base_url is
  * unusable.
  */
-ap_status_t ap_object_store_presign(ap_object_store_t *store,
-                                    const char *method, const char *key,
-                                    const char *content_type,
-                                    int64_t content_length,
-                                    int64_t expires_seconds,
-                                    ap_presigned_request_t *out,
-                                    ap_error_t *error);
+ap_status_t
+ap_object_store_presign(ap_object_store_t *store, const char *method,
+                        const char *key, const char *content_type,
+                        int64_t content_length, int64_t expires_seconds,
+                        ap_presigned_request_t *out, ap_error_t *error);
 
 /* ---- Backend interface ---------------------------------------------- */
 
