@@ -26,6 +26,23 @@ typedef struct ap_decoder ap_decoder_t;
 ap_status_t ap_decoder_open(ap_io_t *input, const ap_limits_t *limits,
                             ap_decoder_t **out, ap_error_t *error);
 
+/* Flags for ap_decoder_open_with. */
+enum {
+  /* Measure the duration by scanning packets even when a header states
+   * it (ap_probe_options_t.always_scan). */
+  AP_DECODER_ALWAYS_SCAN = 1 << 0,
+  /* The caller only wants the media info: a forward-only input may then
+   * be read to its end to measure the duration, which leaves nothing to
+   * decode. */
+  AP_DECODER_PROBE_ONLY = 1 << 1
+};
+
+/* ap_decoder_open with AP_DECODER_* `flags`. `limits` may be NULL for
+ * the defaults. */
+ap_status_t ap_decoder_open_with(ap_io_t *input, const ap_limits_t *limits,
+                                 unsigned flags, ap_decoder_t **out,
+                                 ap_error_t *error);
+
 /* Probe data as established at open (header, frame count or scan). */
 const ap_media_info_t *ap_decoder_media_info(const ap_decoder_t *decoder);
 
