@@ -56,8 +56,8 @@ AP_EXPORT ap_status_t ap_waveform_spec_validate(const ap_waveform_spec_t *spec,
                                                 ap_error_t *error);
 
 /*
- * Reading waveform files. The HTTP server stores the .dat form and
- * answers JSON from it; tests read back what ap_process wrote.
+ * Reading waveform files. The HTTP server stores the .dat form and serves
+ * JSON converted from it, and tests read back what ap_process wrote.
  */
 
 /* A parsed .dat file, version 1 or 2. Immutable, so one waveform may be
@@ -69,11 +69,12 @@ typedef struct ap_waveform ap_waveform_t;
  * `*out` (free with ap_waveform_free). The bytes are copied, so the caller
  * may release them afterwards. Version 1 files are mono with data at byte
  * 20, version 2 files carry a channel count with data at byte 24. Flag bits
- * other than bit 0 (8-bit values) are ignored. Fails with
- * AP_ERR_EMPTY_INPUT for zero bytes, AP_ERR_UNSUPPORTED for a version other
- * than 1 or 2, AP_ERR_CORRUPT_INPUT for a truncated header, a data size
- * that differs from length x channels x 2 values, or a sample rate,
- * samples per pixel or channel count (1 to 255) out of range,
+ * other than bit 0 (8-bit values) are ignored.
+ *
+ * Errors: AP_ERR_EMPTY_INPUT for zero bytes, and AP_ERR_UNSUPPORTED for a
+ * version other than 1 or 2. AP_ERR_CORRUPT_INPUT for a truncated header,
+ * for a data size other than length x channels x 2 values, and for a
+ * sample rate, samples per pixel or channel count (1 to 255) out of range.
  * AP_ERR_NO_MEMORY, and AP_ERR_INVALID_ARGUMENT for NULL pointers.
  */
 AP_EXPORT ap_status_t ap_waveform_parse_dat(const void *data, size_t size,

@@ -19,8 +19,9 @@
 /* Bytes staged before each ap_output_write. */
 #define WRITE_BUFFER_SIZE (64 * 1024)
 
-/* The longest text one value or the JSON header takes, with room to
- * spare: six header fields of at most 11 digits each plus the keys. */
+/* Maximum text length, with the terminating NUL, of the JSON header (six
+ * fields of at most 11 digits plus the keys, with room to spare) and of
+ * one value with its comma (",-32768"). */
 #define JSON_HEADER_MAX 256
 #define JSON_VALUE_MAX 8
 
@@ -72,8 +73,8 @@ static int32_t get_int32_le(const unsigned char *bytes) {
   return (int32_t)(value - 0x80000000u) - INT32_MAX - 1;
 }
 
-/* Number of stored values (pixels x channels x 2), or 0 with an error when
- * it does not fit in size_t. */
+/* Stores the number of values (pixels x channels x 2) in `count`. Fails
+ * when the array's byte size would not fit in size_t. */
 static ap_status_t value_count(uint32_t length, int channels, size_t *count,
                                ap_error_t *error) {
   size_t per_pixel = (size_t)channels * 2;

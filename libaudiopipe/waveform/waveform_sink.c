@@ -278,8 +278,8 @@ static ap_status_t waveform_write(ap_sink_t *base, const float *const *planes,
   return AP_OK;
 }
 
-/* Keeps a last partial pixel, scales to 8 bits if asked, and writes the
- * file to the spec's output. */
+/* Keeps a last partial pixel, scales the values when the spec requests 8
+ * bits, and writes the file to the spec's output. */
 static ap_status_t waveform_finish(ap_sink_t *base, ap_error_t *error) {
   waveform_sink_t *sink = sink_of(base);
   if (!sink->started || sink->finished) {

@@ -426,20 +426,26 @@ static void samples_become_int16(void **state) {
   (void)state;
   /* Beyond full scale clamps, NaN is silence, and values between two
    * integers round to the nearer one. */
-  signal_t signal = signal_new(1, 6);
-  signal.planes[0][0] = 1.5f;
-  signal.planes[0][1] = -1.5f;
-  signal.planes[0][2] = NAN;
-  signal.planes[0][3] = 100.4f / 32768.0f;
-  signal.planes[0][4] = -100.6f / 32768.0f;
-  signal.planes[0][5] = 32767.0f / 32768.0f;
-  const int expected[] = {32767, -32768, 0, 100, -101, 32767};
+  const float inputs[] = {1.5f,
+                          -1.5f,
+                          1.05f,
+                          -1.05f,
+                          NAN,
+                          100.4f / 32768.0f,
+                          -100.6f / 32768.0f,
+                          32767.0f / 32768.0f};
+  const int expected[] = {32767, -32768, 32767, -32768, 0, 100, -101, 32767};
+  enum { COUNT = sizeof expected / sizeof expected[0] };
+  signal_t signal = signal_new(1, COUNT);
+  for (int i = 0; i < COUNT; i++) {
+    signal.planes[0][i] = inputs[i];
+  }
 
   ap_waveform_spec_t spec = spec_for(AP_WAVEFORM_DAT, 16, 1, 0, NULL);
   size_t size = 0;
   unsigned char *bytes = run_sink(&spec, &signal, 8000, 4096, &size);
-  assert_int_equal(size, 24 + 6 * 4);
-  for (int i = 0; i < 6; i++) {
+  assert_int_equal(size, 24 + COUNT * 4);
+  for (int i = 0; i < COUNT; i++) {
     assert_int_equal(read_i16(bytes + 24 + 4 * i), expected[i]);
     assert_int_equal(read_i16(bytes + 26 + 4 * i), expected[i]);
   }

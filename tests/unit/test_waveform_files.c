@@ -1,7 +1,7 @@
 /*
- * Tests for waveforms of real files: the square-step case with known
- * peaks, the MP3 whose bursts show whether encoder delay is trimmed, and
- * a comparison against min/max computed here from libsndfile's decoding
+ * Tests for waveforms of real files. The square-step case has known peaks,
+ * and the MP3's bursts show whether encoder delay is trimmed. The other
+ * files are compared with min/max computed here from libsndfile's decoding
  * of WAV files and of freedesktop sounds converted with the ffmpeg binary.
  */
 #include <errno.h>
@@ -26,14 +26,10 @@
 #include <audiopipe/limits.h>
 #include <audiopipe/waveform.h>
 
-#include "waveform/waveform_sink.h"
-#ifdef AP_HAVE_DECODER
 #include "probe/decoder.h"
-#endif
+#include "waveform/waveform_sink.h"
 
 extern char **environ;
-
-#define BLOCK_FRAMES 4096
 
 /* Audio decoded by libsndfile: interleaved doubles in -1..1. */
 typedef struct reference_audio {
@@ -120,7 +116,6 @@ static int *reference_peaks(const reference_audio_t *audio,
   return peaks;
 }
 
-#ifdef AP_HAVE_DECODER
 /* Feeds the library's own decoding of `path` to `sink`. */
 static void feed_sink(const char *path, ap_sink_t *sink) {
   ap_error_t error = {0};
@@ -149,51 +144,6 @@ static void feed_sink(const char *path, ap_sink_t *sink) {
   ap_decoder_close(decoder);
   ap_io_close(input);
 }
-#else
-/* Until the library's decoder exists, libsndfile's float decoding feeds
- * the sink (exactly s / 32768 for a 16-bit sample s). */
-static void feed_sink(const char *path, ap_sink_t *sink) {
-  SF_INFO info = {0};
-  SNDFILE *file = sf_open(path, SFM_READ, &info);
-  assert_non_null(file);
-  ap_stream_format_t format = {.sample_rate = info.samplerate,
-                               .channels = info.channels,
-                               .expected_frames = info.frames};
-  ap_error_t error = {0};
-  assert_int_equal(sink->ops->start(sink, &format, &error), AP_OK);
-
-  float *interleaved =
-      malloc((size_t)BLOCK_FRAMES * (size_t)info.channels * sizeof(float));
-  float *storage =
-      malloc((size_t)BLOCK_FRAMES * (size_t)info.channels * sizeof(float));
-  const float **planes = malloc((size_t)info.channels * sizeof(float *));
-  assert_non_null(interleaved);
-  assert_non_null(storage);
-  assert_non_null(planes);
-  for (int c = 0; c < info.channels; c++) {
-    planes[c] = storage + (size_t)c * BLOCK_FRAMES;
-  }
-  for (;;) {
-    sf_count_t frames = sf_readf_float(file, interleaved, BLOCK_FRAMES);
-    if (frames <= 0) {
-      break;
-    }
-    for (int c = 0; c < info.channels; c++) {
-      float *plane = storage + (size_t)c * BLOCK_FRAMES;
-      for (sf_count_t i = 0; i < frames; i++) {
-        plane[i] = interleaved[i * info.channels + c];
-      }
-    }
-    assert_int_equal(sink->ops->write(sink, planes, (int)frames, &error),
-                     AP_OK);
-  }
-  assert_int_equal(sink->ops->finish(sink, &error), AP_OK);
-  free(planes);
-  free(storage);
-  free(interleaved);
-  sf_close(file);
-}
-#endif
 
 /* Builds the waveform of `path` and returns its bytes (free them). */
 static unsigned char *build_waveform(const char *path,
@@ -338,11 +288,6 @@ static void case21_json_peaks(void **state) {
 
 static void case03_bursts_on_pixels(void **state) {
   (void)state;
-#ifndef AP_HAVE_DECODER
-  /* libsndfile cannot stand in here: trimming the MP3's encoder delay is
-   * the library decoder's job, and that is what this test checks. */
-  skip();
-#else
   ap_waveform_spec_t spec = spec_for(AP_WAVEFORM_DAT, 16, 441, 0, 0);
   size_t size = 0;
   unsigned char *bytes =
@@ -379,7 +324,6 @@ static void case03_bursts_on_pixels(void **state) {
   }
   ap_waveform_free(waveform);
   free(bytes);
-#endif
 }
 
 /* Compares the sink's .dat output for `path` with the reference. */
