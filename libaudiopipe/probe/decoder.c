@@ -299,7 +299,8 @@ ap_status_t ap_decoder_open_demuxer(ap_decoder_t *decoder, ap_error_t *error) {
 
   /* No URL: the format is chosen from the content alone, never from a
    * file name's extension. */
-  int code = avformat_open_input(&decoder->demuxer, NULL, NULL, &options);
+  int code = avformat_open_input(&decoder->demuxer, NULL, decoder->input_format,
+                                 &options);
   av_dict_free(&options);
   if (code < 0) {
     /* avformat_open_input freed the context on failure. */

@@ -25,6 +25,9 @@ struct ap_decoder {
   ap_pcm_header_t pcm;
   ap_mp3_header_t mp3;
 
+  /* The format FFmpeg's probe chose for an input the sniffer did not
+   * know, or NULL to let avformat_open_input probe. */
+  const AVInputFormat *input_format;
   AVIOContext *avio;
   AVFormatContext *demuxer;
   AVStream *stream; /* the selected audio stream, owned by demuxer */

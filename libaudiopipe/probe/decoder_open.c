@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <libavutil/channel_layout.h>
+#include <libavutil/mem.h>
 
 #include "core/error_internal.h"
 #include "probe/decoder_internal.h"
@@ -18,6 +19,33 @@ static ap_status_t too_large(int64_t bytes, int64_t limit, ap_error_t *error) {
                       "(limits.max_input_bytes): raise the limit or reject "
                       "the upload",
                       (long long)bytes, (long long)limit);
+}
+
+/*
+ * For bytes the sniffer does not know, asks FFmpeg's content probe and
+ * accepts only a confident answer: random bytes often contain something
+ * that looks like an MPEG frame sync and would otherwise be "decoded".
+ */
+static ap_status_t probe_unknown(ap_decoder_t *decoder, ap_error_t *error) {
+  size_t size = decoder->source.head_size;
+  unsigned char *padded = av_mallocz(size + AVPROBE_PADDING_SIZE);
+  if (!padded) {
+    return AP_NO_MEMORY(error);
+  }
+  memcpy(padded, decoder->source.head, size);
+  AVProbeData probe = {.filename = "", .buf = padded, .buf_size = (int)size};
+  int score = 0;
+  decoder->input_format = av_probe_input_format3(&probe, 1, &score);
+  av_free(padded);
+  if (!decoder->input_format || score < AVPROBE_SCORE_RETRY) {
+    decoder->input_format = NULL;
+    return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_NOT_AUDIO,
+                        "the input's format is not recognised (no known "
+                        "signature in its first %zu bytes): upload an audio "
+                        "file",
+                        size);
+  }
+  return AP_OK;
 }
 
 static ap_status_t read_and_sniff(ap_decoder_t *decoder, ap_io_t *input,
@@ -55,6 +83,9 @@ static ap_status_t read_and_sniff(ap_decoder_t *decoder, ap_io_t *input,
     return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_NOT_AUDIO,
                         "the input is %s, not audio: upload an audio file",
                         decoder->sniff_kind);
+  }
+  if (decoder->sniff == AP_SNIFF_UNKNOWN) {
+    return probe_unknown(decoder, error);
   }
   return AP_OK;
 }

@@ -19,6 +19,8 @@ typedef struct packet_totals {
   int64_t bytes;      /* sum of packet sizes */
   int64_t skip_start; /* from AV_PKT_DATA_SKIP_SAMPLES */
   int64_t skip_end;
+  int64_t first_timestamp; /* in samples, INT64_MIN before the first */
+  int64_t end_timestamp;   /* max of pts + duration, in samples */
   int64_t packets;
 } packet_totals_t;
 
@@ -61,14 +63,59 @@ static int64_t opus_pre_skip(const AVCodecParameters *parameters) {
   return parameters->initial_padding;
 }
 
+/* Samples in one packet of the selected stream. */
+static int64_t packet_samples(const ap_decoder_t *decoder,
+                              const AVPacket *packet, int pcm_bytes) {
+  const AVStream *stream = decoder->stream;
+  int rate = decoder->info->sample_rate;
+  AVRational sample_base = {1, rate};
+  if (stream->codecpar->codec_id == AV_CODEC_ID_OPUS) {
+    return opus_packet_samples(packet->data, packet->size) * rate / 48000;
+  }
+  if (pcm_bytes > 0) {
+    return packet->size / pcm_bytes;
+  }
+  if (packet->duration > 0) {
+    return av_rescale_q(packet->duration, stream->time_base, sample_base);
+  }
+  return stream->codecpar->frame_size;
+}
+
+static void add_packet(const ap_decoder_t *decoder, const AVPacket *packet,
+                       int pcm_bytes, packet_totals_t *totals) {
+  const AVStream *stream = decoder->stream;
+  AVRational sample_base = {1, decoder->info->sample_rate};
+  int64_t samples = packet_samples(decoder, packet, pcm_bytes);
+  if (packet->pts != AV_NOPTS_VALUE) {
+    int64_t start = av_rescale_q(packet->pts, stream->time_base, sample_base);
+    if (totals->first_timestamp == INT64_MIN) {
+      totals->first_timestamp = start;
+    }
+    if (start + samples > totals->end_timestamp) {
+      totals->end_timestamp = start + samples;
+    }
+  }
+  totals->samples += samples;
+  totals->bytes += packet->size;
+  totals->packets++;
+  size_t side_size = 0;
+  const uint8_t *skip =
+      av_packet_get_side_data(packet, AV_PKT_DATA_SKIP_SAMPLES, &side_size);
+  if (skip && side_size >= 8) {
+    totals->skip_start += AV_RL32(skip);
+    totals->skip_end += AV_RL32(skip + 4);
+  }
+}
+
 /* Reads every packet of the selected stream without decoding it. */
 static ap_status_t scan_packets(ap_decoder_t *decoder, packet_totals_t *totals,
                                 ap_error_t *error) {
   memset(totals, 0, sizeof *totals);
-  AVStream *stream = decoder->stream;
-  int rate = decoder->info->sample_rate;
-  int opus = stream->codecpar->codec_id == AV_CODEC_ID_OPUS;
-  AVRational sample_base = {1, rate};
+  totals->first_timestamp = INT64_MIN;
+  /* PCM packets carry no exact duration in some containers (Matroska
+   * rounds to milliseconds): their size gives the sample count. */
+  int pcm_bytes = av_get_bits_per_sample(decoder->stream->codecpar->codec_id) /
+                  8 * decoder->info->channels;
   AVPacket *packet = av_packet_alloc();
   if (!packet) {
     return AP_NO_MEMORY(error);
@@ -77,48 +124,26 @@ static ap_status_t scan_packets(ap_decoder_t *decoder, packet_totals_t *totals,
   for (;;) {
     int code = av_read_frame(decoder->demuxer, packet);
     if (code < 0) {
+      av_packet_free(&packet);
       if (decoder->source.failure != AP_OK) {
         if (error) {
           *error = decoder->source.failure_error;
         }
-        av_packet_free(&packet);
         return decoder->source.failure;
       }
       if (decoder->deadline_passed || code == AVERROR_EXIT) {
-        av_packet_free(&packet);
         return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_DECODE_TIME_LIMIT,
                             "scanning packets took longer than %.1f s "
                             "(limits.max_decode_seconds): raise the limit",
                             decoder->limits.max_decode_seconds);
       }
-      break; /* the end, or damage that ends the readable part */
+      return AP_OK; /* the end, or damage that ends the readable part */
     }
     if (packet->stream_index == decoder->stream_index) {
-      int64_t samples;
-      if (opus) {
-        samples =
-            opus_packet_samples(packet->data, packet->size) * rate / 48000;
-      } else if (packet->duration > 0) {
-        samples =
-            av_rescale_q(packet->duration, stream->time_base, sample_base);
-      } else {
-        samples = stream->codecpar->frame_size;
-      }
-      totals->samples += samples;
-      totals->bytes += packet->size;
-      totals->packets++;
-      size_t side_size = 0;
-      const uint8_t *skip =
-          av_packet_get_side_data(packet, AV_PKT_DATA_SKIP_SAMPLES, &side_size);
-      if (skip && side_size >= 8) {
-        totals->skip_start += AV_RL32(skip);
-        totals->skip_end += AV_RL32(skip + 4);
-      }
+      add_packet(decoder, packet, pcm_bytes, totals);
     }
     av_packet_unref(packet);
   }
-  av_packet_free(&packet);
-  return AP_OK;
 }
 
 /* Reopens the demuxer at offset 0 after a scan read it to the end. */
@@ -163,22 +188,34 @@ static ap_status_t generic_scan(ap_decoder_t *decoder, ap_error_t *error) {
     return status;
   }
 
-  int64_t delay = 0;
-  if (decoder->stream->codecpar->codec_id == AV_CODEC_ID_OPUS) {
-    delay = opus_pre_skip(decoder->stream->codecpar);
+  const AVCodecParameters *parameters = decoder->stream->codecpar;
+  int64_t delay = totals.skip_start;
+  int64_t frames;
+  if (parameters->codec_id == AV_CODEC_ID_OPUS) {
+    /* Opus: every packet's samples, less the pre-skip and the discard
+     * padding of the last packet. */
+    int64_t pre_skip = opus_pre_skip(parameters);
+    delay = pre_skip > delay ? pre_skip : delay;
+    frames = totals.samples - delay - totals.skip_end;
+  } else if (strcmp(decoder->demuxer->iformat->name, "ogg") == 0 &&
+             totals.first_timestamp != INT64_MIN) {
+    /* Ogg: timestamps come from granule positions, so the end of the last
+     * packet is the sample count, with end trimming already applied. */
+    int64_t start = totals.first_timestamp > 0 ? totals.first_timestamp : 0;
+    frames = totals.end_timestamp - start;
   } else {
-    delay = decoder->stream->codecpar->initial_padding;
+    frames = totals.samples - totals.skip_start - totals.skip_end;
   }
-  int64_t skip_start = totals.skip_start > delay ? totals.skip_start : delay;
-  int64_t frames = totals.samples - skip_start - totals.skip_end;
   info->duration_frames = frames > 0 ? frames : 0;
   info->duration_method = AP_DURATION_PACKET_SCAN;
-  info->encoder_delay = skip_start;
+  info->encoder_delay = delay;
   info->encoder_padding = totals.skip_end;
   if (info->bitrate <= 0 && frames > 0) {
     info->bitrate = totals.bytes * 8 * info->sample_rate / frames;
   }
-  decoder->frame_limit = info->duration_frames;
+  /* NOTE: the decoder is not stopped at a scanned count: libavcodec
+   * applies the container's own trimming, and a scan that miscounts one
+   * codec's packets must not cut real audio. */
   return reopen(decoder, error);
 }
 
