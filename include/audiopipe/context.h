@@ -93,8 +93,7 @@ AP_EXPORT const ap_limits_t *ap_context_limits(const ap_context_t *context);
 
 /* Returns public.base_url, or NULL when it is not set. Owned by the
  * context. */
-AP_EXPORT const char *
-ap_context_public_base_url(const ap_context_t *context);
+AP_EXPORT const char *ap_context_public_base_url(const ap_context_t *context);
 
 #ifdef __cplusplus
 }

@@ -97,9 +97,8 @@ AP_EXPORT ap_status_t ap_job_enqueue(ap_context_t *context,
  * job is due (still AP_OK). Exactly one caller wins each job, across
  * threads and processes sharing the database.
  */
-AP_EXPORT ap_status_t ap_job_claim(ap_context_t *context,
-                                   const char *worker_id, int64_t lease_ms,
-                                   const char *const *kinds,
+AP_EXPORT ap_status_t ap_job_claim(ap_context_t *context, const char *worker_id,
+                                   int64_t lease_ms, const char *const *kinds,
                                    size_t kind_count, ap_job_t **out,
                                    ap_error_t *error);
 
@@ -115,15 +114,14 @@ AP_EXPORT ap_status_t ap_job_heartbeat(ap_context_t *context,
 
 /* Records progress (fraction clamped to 0..1, stage up to 63 bytes).
  * AP_ERR_LEASE_LOST as for ap_job_heartbeat. */
-AP_EXPORT ap_status_t ap_job_progress(ap_context_t *context,
-                                      const char *job_id, const char *token,
-                                      double fraction, const char *stage,
-                                      ap_error_t *error);
+AP_EXPORT ap_status_t ap_job_progress(ap_context_t *context, const char *job_id,
+                                      const char *token, double fraction,
+                                      const char *stage, ap_error_t *error);
 
 /* Marks the job succeeded with `result_json` (may be NULL). Only the
  * current lease holder may; others get AP_ERR_LEASE_LOST. */
-AP_EXPORT ap_status_t ap_job_complete(ap_context_t *context,
-                                      const char *job_id, const char *token,
+AP_EXPORT ap_status_t ap_job_complete(ap_context_t *context, const char *job_id,
+                                      const char *token,
                                       const char *result_json,
                                       ap_error_t *error);
 
@@ -199,10 +197,10 @@ AP_EXPORT ap_status_t ap_job_to_json(const ap_job_t *job, char **json,
 typedef struct ap_job_event {
   size_t struct_size; /* sizeof(ap_job_event_t) */
   ap_job_state_t state;
-  double fraction;  /* 0..1 */
-  char stage[64];   /* "" when unset */
+  double fraction; /* 0..1 */
+  char stage[64];  /* "" when unset */
   int attempts;
-  int error_code;   /* ap_error_code_t, 0 when none */
+  int error_code; /* ap_error_code_t, 0 when none */
   int64_t updated_at_ms;
 } ap_job_event_t;
 
@@ -214,8 +212,7 @@ typedef struct ap_job_watch ap_job_watch_t;
  * A watch is used by one thread at a time.
  */
 AP_EXPORT ap_status_t ap_job_watch_open(ap_context_t *context,
-                                        const char *owner,
-                                        const char *job_id,
+                                        const char *owner, const char *job_id,
                                         ap_job_watch_t **out,
                                         ap_error_t *error);
 
@@ -236,8 +233,8 @@ AP_EXPORT void ap_job_watch_close(ap_job_watch_t *watch);
 
 /* Queue figures for metrics. */
 typedef struct ap_job_stats {
-  size_t struct_size;          /* sizeof(ap_job_stats_t) */
-  int64_t queued;              /* jobs in state queued (due or not) */
+  size_t struct_size; /* sizeof(ap_job_stats_t) */
+  int64_t queued;     /* jobs in state queued (due or not) */
   int64_t running;
   int64_t dead;
   int64_t failed;
@@ -245,8 +242,8 @@ typedef struct ap_job_stats {
                                    none */
 } ap_job_stats_t;
 
-AP_EXPORT ap_status_t ap_job_stats(ap_context_t *context,
-                                   ap_job_stats_t *stats, ap_error_t *error);
+AP_EXPORT ap_status_t ap_job_stats(ap_context_t *context, ap_job_stats_t *stats,
+                                   ap_error_t *error);
 
 #ifdef __cplusplus
 }

@@ -70,10 +70,8 @@ AP_EXPORT ap_status_t ap_asset_get(ap_context_t *context, const char *owner,
  * gone is not an error; any other object store failure leaves the record
  * in place so the call can be retried.
  */
-AP_EXPORT ap_status_t ap_asset_delete(ap_context_t *context,
-                                      const char *owner,
-                                      const char *asset_id,
-                                      ap_error_t *error);
+AP_EXPORT ap_status_t ap_asset_delete(ap_context_t *context, const char *owner,
+                                      const char *asset_id, ap_error_t *error);
 
 AP_EXPORT void ap_asset_free(ap_asset_t *asset);
 
@@ -108,8 +106,8 @@ AP_EXPORT const char *ap_asset_rendition_name(const ap_asset_t *asset,
                                               size_t index);
 AP_EXPORT const char *ap_asset_rendition_key(const ap_asset_t *asset,
                                              size_t index);
-AP_EXPORT const char *
-ap_asset_rendition_content_type(const ap_asset_t *asset, size_t index);
+AP_EXPORT const char *ap_asset_rendition_content_type(const ap_asset_t *asset,
+                                                      size_t index);
 AP_EXPORT int64_t ap_asset_rendition_size_bytes(const ap_asset_t *asset,
                                                 size_t index);
 
@@ -165,12 +163,9 @@ AP_EXPORT void ap_asset_list_free(ap_asset_list_t *list);
 
 /* Sets the status, and for AP_ASSET_FAILED the error code and message
  * (both ignored otherwise). */
-AP_EXPORT ap_status_t ap_asset_set_status(ap_context_t *context,
-                                          const char *asset_id,
-                                          ap_asset_status_t status,
-                                          int error_code,
-                                          const char *error_message,
-                                          ap_error_t *error);
+AP_EXPORT ap_status_t ap_asset_set_status(
+    ap_context_t *context, const char *asset_id, ap_asset_status_t status,
+    int error_code, const char *error_message, ap_error_t *error);
 
 /* Stores the analysis JSON object (copied; must parse as JSON). */
 AP_EXPORT ap_status_t ap_asset_set_analysis(ap_context_t *context,
@@ -185,12 +180,9 @@ AP_EXPORT ap_status_t ap_asset_put_rendition(
     ap_error_t *error);
 
 /* Records a waveform object, replacing one with the same name. */
-AP_EXPORT ap_status_t ap_asset_put_waveform(ap_context_t *context,
-                                            const char *asset_id,
-                                            const char *name,
-                                            const char *object_key,
-                                            int64_t size_bytes,
-                                            ap_error_t *error);
+AP_EXPORT ap_status_t ap_asset_put_waveform(
+    ap_context_t *context, const char *asset_id, const char *name,
+    const char *object_key, int64_t size_bytes, ap_error_t *error);
 
 #ifdef __cplusplus
 }

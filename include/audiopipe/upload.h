@@ -82,8 +82,7 @@ ap_upload_ticket_object_key(const ap_upload_ticket_t *ticket);
 /* The presigned URL, on public.base_url. */
 AP_EXPORT const char *ap_upload_ticket_url(const ap_upload_ticket_t *ticket);
 /* Always "PUT" in this version. */
-AP_EXPORT const char *
-ap_upload_ticket_method(const ap_upload_ticket_t *ticket);
+AP_EXPORT const char *ap_upload_ticket_method(const ap_upload_ticket_t *ticket);
 /* Headers the request must carry exactly (Content-Type, Content-Length). */
 AP_EXPORT size_t
 ap_upload_ticket_header_count(const ap_upload_ticket_t *ticket);
@@ -97,8 +96,7 @@ ap_upload_ticket_expires_at_ms(const ap_upload_ticket_t *ticket);
 /* Serialises the ticket as {"upload_id", "method", "url", "headers",
  * "expires_at"} into a new string; free it with ap_free. */
 AP_EXPORT ap_status_t ap_upload_ticket_to_json(const ap_upload_ticket_t *ticket,
-                                               char **json,
-                                               ap_error_t *error);
+                                               char **json, ap_error_t *error);
 
 /*
  * Validates the uploaded object and, when it is audio, creates the asset
@@ -129,12 +127,9 @@ AP_EXPORT ap_status_t ap_upload_complete(ap_context_t *context,
  * it was rejected with (0 otherwise; `rejection_code` may be NULL).
  * AP_ERR_NOT_FOUND for another owner's upload.
  */
-AP_EXPORT ap_status_t ap_upload_get_state(ap_context_t *context,
-                                          const char *owner,
-                                          const char *upload_id,
-                                          ap_upload_state_t *state,
-                                          int *rejection_code,
-                                          ap_error_t *error);
+AP_EXPORT ap_status_t ap_upload_get_state(
+    ap_context_t *context, const char *owner, const char *upload_id,
+    ap_upload_state_t *state, int *rejection_code, ap_error_t *error);
 
 /*
  * Deletes the objects of pending uploads that expired before `now_ms` (0
@@ -142,8 +137,7 @@ AP_EXPORT ap_status_t ap_upload_get_state(ap_context_t *context,
  * `*count` (may be NULL).
  */
 AP_EXPORT ap_status_t ap_upload_cleanup_expired(ap_context_t *context,
-                                                int64_t now_ms,
-                                                int64_t *count,
+                                                int64_t now_ms, int64_t *count,
                                                 ap_error_t *error);
 
 #ifdef __cplusplus

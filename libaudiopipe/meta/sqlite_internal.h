@@ -1,0 +1,161 @@
+/*
+ * The SQLite metadata backend: a pool of connections to one database file
+ * in WAL mode, shared by the asset, upload and job files of the backend.
+ */
+#ifndef AP_META_SQLITE_INTERNAL_H
+#define AP_META_SQLITE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "meta/meta_internal.h"
+
+typedef struct ap_sqlite_store {
+  char *path;
+  sqlite3 **connections;
+  int *in_use;
+  int pool_size;
+  pthread_mutex_t mutex;
+  pthread_cond_t available;
+  ap_meta_settings_t settings;
+} ap_sqlite_store_t;
+
+/* Borrows a connection, waiting while every connection is in use. */
+sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store);
+
+/* Returns a connection to the pool; rolls back a transaction left open. */
+void ap_sqlite_release(ap_sqlite_store_t *store, sqlite3 *db);
+
+/*
+ * Fills `error` for SQLite result `rc` during `what` and returns the code:
+ * SQLITE_BUSY and SQLITE_LOCKED become AP_ERR_UNAVAILABLE (retry), a
+ * constraint violation AP_ERR_CONFLICT, out of memory AP_ERR_NO_MEMORY and
+ * anything else AP_ERR_IO.
+ */
+ap_status_t ap_sqlite_error(ap_error_t *error, sqlite3 *db, int rc,
+                            const char *what);
+
+/* Runs statements without results. */
+ap_status_t ap_sqlite_exec(sqlite3 *db, const char *sql, ap_error_t *error);
+
+/* Starts a write transaction with BEGIN IMMEDIATE, so the write lock is
+ * taken (waiting up to busy_timeout) before anything is read. */
+ap_status_t ap_sqlite_begin(sqlite3 *db, ap_error_t *error);
+ap_status_t ap_sqlite_commit(sqlite3 *db, ap_error_t *error);
+void ap_sqlite_rollback(sqlite3 *db);
+
+/* Prepares `sql`; AP_OK or an error naming `what`. */
+ap_status_t ap_sqlite_prepare(sqlite3 *db, const char *sql,
+                              sqlite3_stmt **statement, const char *what,
+                              ap_error_t *error);
+
+/* Binds text, or NULL when `text` is NULL. */
+int ap_sqlite_bind_text(sqlite3_stmt *statement, int index, const char *text);
+
+/* Copies a text column (NULL stays NULL); -1 when out of memory. */
+int ap_sqlite_column_copy(sqlite3_stmt *statement, int column, char **out);
+
+/* Job rows: the column list and a reader for it. */
+#define AP_SQLITE_JOB_COLUMNS                                                  \
+  "id, kind, asset_id, owner, state, payload_json, result_json, "              \
+  "idempotency_key, attempts, max_attempts, error_code, error_message, "       \
+  "progress, stage, lease_owner, lease_expires_at, due_at, created_at, "       \
+  "updated_at"
+ap_status_t ap_sqlite_read_job(sqlite3_stmt *statement, ap_job_t **out,
+                               ap_error_t *error);
+
+/* Inserts a job row in the caller's transaction and stores its id (a
+ * buffer of AP_ID_SIZE). A duplicate idempotency key is AP_ERR_CONFLICT. */
+ap_status_t ap_sqlite_insert_job(sqlite3 *db,
+                                 const ap_job_enqueue_options_t *options,
+                                 int64_t now_ms, char *id, ap_error_t *error);
+
+/* Reads one job by id in the caller's connection. */
+ap_status_t ap_sqlite_load_job(sqlite3 *db, const char *owner, const char *id,
+                               ap_job_t **out, ap_error_t *error);
+
+/* Reads one asset by id in the caller's connection. */
+ap_status_t ap_sqlite_load_asset(sqlite3 *db, const char *owner, const char *id,
+                                 ap_asset_t **out, ap_error_t *error);
+
+/* Inserts `asset` in the caller's transaction. */
+ap_status_t ap_sqlite_insert_asset(sqlite3 *db, const ap_asset_t *asset,
+                                   ap_error_t *error);
+
+/* Backend operations, grouped by file. */
+ap_status_t ap_sqlite_asset_get(void *state, const char *owner, const char *id,
+                                ap_asset_t **out, ap_error_t *error);
+ap_status_t ap_sqlite_asset_list(void *state, const char *owner,
+                                 int64_t after_created_at_ms,
+                                 const char *after_id, int limit,
+                                 ap_asset_t ***out, size_t *count,
+                                 ap_error_t *error);
+ap_status_t ap_sqlite_asset_delete(void *state, const char *owner,
+                                   const char *id, ap_error_t *error);
+ap_status_t ap_sqlite_asset_set_status(void *state, const char *id, int status,
+                                       int error_code,
+                                       const char *error_message,
+                                       int64_t now_ms, ap_error_t *error);
+ap_status_t ap_sqlite_asset_set_analysis(void *state, const char *id,
+                                         const char *analysis_json,
+                                         int64_t now_ms, ap_error_t *error);
+ap_status_t ap_sqlite_asset_put_object(void *state, const char *asset_id,
+                                       const char *kind,
+                                       const ap_asset_object_t *object,
+                                       int64_t now_ms, ap_error_t *error);
+
+ap_status_t ap_sqlite_upload_insert(void *state,
+                                    const ap_upload_record_t *upload,
+                                    ap_error_t *error);
+ap_status_t ap_sqlite_upload_get(void *state, const char *owner, const char *id,
+                                 ap_upload_record_t *out, ap_error_t *error);
+ap_status_t ap_sqlite_upload_finish_pending(void *state, const char *id,
+                                            int to_state, int rejection_code,
+                                            int64_t now_ms, ap_error_t *error);
+ap_status_t ap_sqlite_upload_accept(void *state, const char *upload_id,
+                                    const ap_asset_t *asset,
+                                    const ap_job_enqueue_options_t *job,
+                                    int64_t now_ms, ap_asset_t **out,
+                                    ap_error_t *error);
+ap_status_t ap_sqlite_upload_list_expired(void *state, int64_t now_ms,
+                                          int limit, ap_upload_record_t **out,
+                                          size_t *count, ap_error_t *error);
+
+ap_status_t ap_sqlite_job_enqueue(void *state,
+                                  const ap_job_enqueue_options_t *options,
+                                  int64_t now_ms, ap_job_t **out,
+                                  ap_error_t *error);
+ap_status_t ap_sqlite_job_claim(void *state, const char *worker_id,
+                                int64_t lease_ms, const char *const *kinds,
+                                size_t kind_count, int64_t now_ms,
+                                ap_job_t **out, ap_error_t *error);
+ap_status_t ap_sqlite_job_heartbeat(void *state, const char *id,
+                                    const char *token, int64_t lease_ms,
+                                    int64_t now_ms, ap_error_t *error);
+ap_status_t ap_sqlite_job_progress(void *state, const char *id,
+                                   const char *token, double fraction,
+                                   const char *stage, int64_t now_ms,
+                                   ap_error_t *error);
+ap_status_t ap_sqlite_job_complete(void *state, const char *id,
+                                   const char *token, const char *result_json,
+                                   int64_t now_ms, ap_error_t *error);
+ap_status_t ap_sqlite_job_fail(void *state, const char *id, const char *token,
+                               int error_code, const char *message,
+                               int retryable, int64_t now_ms,
+                               ap_error_t *error);
+ap_status_t ap_sqlite_job_cancel(void *state, const char *owner, const char *id,
+                                 int64_t now_ms, ap_error_t *error);
+ap_status_t ap_sqlite_job_reap(void *state, int64_t now_ms, int64_t *count,
+                               ap_error_t *error);
+ap_status_t ap_sqlite_job_get(void *state, const char *owner, const char *id,
+                              ap_job_t **out, ap_error_t *error);
+ap_status_t ap_sqlite_job_stats(void *state, int64_t now_ms,
+                                ap_job_stats_t *stats, ap_error_t *error);
+
+/* Migrations, in sqlite_schema.c. */
+ap_status_t ap_sqlite_migrate(void *state, int target_version, int *version,
+                              ap_error_t *error);
+ap_status_t ap_sqlite_schema_version(void *state, int *version,
+                                     ap_error_t *error);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * The SQLite metadata backend: opening the database file, the connection
+ * pool, and the helpers every SQLite file of the backend uses.
+ *
+ * Each connection runs in WAL mode, so readers never block the one writer
+ * and the writer never blocks readers. Writers serialise on the database
+ * lock: every write transaction starts with BEGIN IMMEDIATE and waits up
+ * to metadata.busy_timeout for the lock, which also covers other processes
+ * sharing the file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "core/error_internal.h"
+#include "meta/sqlite_internal.h"
+
+#define SQLITE_SCHEME "sqlite://"
+
+ap_status_t ap_sqlite_error(ap_error_t *error, sqlite3 *db, int rc,
+                            const char *what) {
+  const char *message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  int primary = rc & 0xff;
+
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_UNAVAILABLE,
+                        "%s: the database is locked by another writer (%s); "
+                        "retry, or raise metadata.busy_timeout",
+                        what, message);
+  }
+  if (primary == SQLITE_CONSTRAINT) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_CONFLICT,
+                        "%s: constraint violated: %s", what, message);
+  }
+  if (primary == SQLITE_NOMEM) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_NO_MEMORY,
+                        "%s: SQLite is out of memory", what);
+  }
+  return ap_error_set(error, AP_DOMAIN_META, AP_ERR_IO, "%s failed: %s", what,
+                      message);
+}
+
+ap_status_t ap_sqlite_exec(sqlite3 *db, const char *sql, ap_error_t *error) {
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    return ap_sqlite_error(error, db, rc, "SQL statement");
+  }
+  return AP_OK;
+}
+
+ap_status_t ap_sqlite_begin(sqlite3 *db, ap_error_t *error) {
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    return ap_sqlite_error(error, db, rc, "BEGIN IMMEDIATE");
+  }
+  return AP_OK;
+}
+
+ap_status_t ap_sqlite_commit(sqlite3 *db, ap_error_t *error) {
+  int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    ap_status_t status = ap_sqlite_error(error, db, rc, "COMMIT");
+    ap_sqlite_rollback(db);
+    return status;
+  }
+  return AP_OK;
+}
+
+void ap_sqlite_rollback(sqlite3 *db) {
+  if (!sqlite3_get_autocommit(db)) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  }
+}
+
+ap_status_t ap_sqlite_prepare(sqlite3 *db, const char *sql,
+                              sqlite3_stmt **statement, const char *what,
+                              ap_error_t *error) {
+  int rc = sqlite3_prepare_v2(db, sql, -1, statement, NULL);
+  if (rc != SQLITE_OK) {
+    *statement = NULL;
+    return ap_sqlite_error(error, db, rc, what);
+  }
+  return AP_OK;
+}
+
+int ap_sqlite_bind_text(sqlite3_stmt *statement, int index, const char *text) {
+  if (!text) {
+    return sqlite3_bind_null(statement, index);
+  }
+  return sqlite3_bind_text(statement, index, text, -1, SQLITE_TRANSIENT);
+}
+
+int ap_sqlite_column_copy(sqlite3_stmt *statement, int column, char **out) {
+  const unsigned char *text = sqlite3_column_text(statement, column);
+  if (!text) {
+    *out = NULL;
+    return sqlite3_errcode(sqlite3_db_handle(statement)) == SQLITE_NOMEM ? -1
+                                                                         : 0;
+  }
+  return ap_meta_strdup((const char *)text, out);
+}
+
+sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store) {
+  pthread_mutex_lock(&store->mutex);
+  for (;;) {
+    for (int i = 0; i < store->pool_size; i++) {
+      if (!store->in_use[i]) {
+        store->in_use[i] = 1;
+        pthread_mutex_unlock(&store->mutex);
+        return store->connections[i];
+      }
+    }
+    pthread_cond_wait(&store->available, &store->mutex);
+  }
+}
+
+void ap_sqlite_release(ap_sqlite_store_t *store, sqlite3 *db) {
+  ap_sqlite_rollback(db);
+  pthread_mutex_lock(&store->mutex);
+  for (int i = 0; i < store->pool_size; i++) {
+    if (store->connections[i] == db) {
+      store->in_use[i] = 0;
+    }
+  }
+  pthread_cond_signal(&store->available);
+  pthread_mutex_unlock(&store->mutex);
+}
+
+/* Creates the parent directories of `path`, like mkdir -p on dirname. */
+static ap_status_t make_parent_directories(const char *path,
+                                           ap_error_t *error) {
+  char *copy = strdup(path);
+  if (!copy) {
+    return AP_NO_MEMORY(error);
+  }
+  for (char *slash = strchr(copy + 1, '/'); slash;
+       slash = strchr(slash + 1, '/')) {
+    *slash = '\0';
+    if (mkdir(copy, 0750) != 0 && errno != EEXIST) {
+      ap_status_t status =
+          ap_error_set(error, AP_DOMAIN_META, AP_ERR_IO,
+                       "metadata.uri: cannot create directory %s: %s", copy,
+                       strerror(errno));
+      free(copy);
+      return status;
+    }
+    *slash = '/';
+  }
+  free(copy);
+  return AP_OK;
+}
+
+/* Opens one connection and applies the per-connection settings. */
+static ap_status_t open_connection(const char *path, int64_t busy_timeout_ms,
+                                   const char *synchronous, sqlite3 **out,
+                                   ap_error_t *error) {
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(
+      path, &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    ap_status_t status =
+        ap_error_set(error, AP_DOMAIN_META, AP_ERR_UNAVAILABLE,
+                     "metadata.uri: cannot open SQLite database %s: %s", path,
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return status;
+  }
+  sqlite3_busy_timeout(db, (int)busy_timeout_ms);
+
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
+           "PRAGMA foreign_keys = ON;",
+           synchronous);
+  ap_status_t status = ap_sqlite_exec(db, sql, error);
+  if (status != AP_OK) {
+    ap_error_prefix(error, "metadata.uri %s", path);
+    sqlite3_close(db);
+    return status;
+  }
+  *out = db;
+  return AP_OK;
+}
+
+static void sqlite_close(void *state) {
+  ap_sqlite_store_t *store = state;
+  if (!store) {
+    return;
+  }
+  for (int i = 0; i < store->pool_size; i++) {
+    sqlite3_close(store->connections[i]);
+  }
+  free(store->connections);
+  free(store->in_use);
+  pthread_mutex_destroy(&store->mutex);
+  pthread_cond_destroy(&store->available);
+  free(store->path);
+  free(store);
+}
+
+static ap_status_t sqlite_ping(void *state, ap_error_t *error) {
+  ap_sqlite_store_t *store = state;
+  ap_error_t cause;
+  ap_error_clear(&cause);
+  sqlite3 *db = ap_sqlite_acquire(store);
+  ap_status_t status = ap_sqlite_exec(db, "SELECT 1", &cause);
+  ap_sqlite_release(store, db);
+  if (status != AP_OK) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_UNAVAILABLE,
+                        "metadata store %s did not answer: %s", store->path,
+                        cause.message);
+  }
+  return AP_OK;
+}
+
+static const ap_meta_backend_t sqlite_backend = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .ping = sqlite_ping,
+    .migrate = ap_sqlite_migrate,
+    .schema_version = ap_sqlite_schema_version,
+    .asset_get = ap_sqlite_asset_get,
+    .asset_list = ap_sqlite_asset_list,
+    .asset_delete = ap_sqlite_asset_delete,
+    .asset_set_status = ap_sqlite_asset_set_status,
+    .asset_set_analysis = ap_sqlite_asset_set_analysis,
+    .asset_put_object = ap_sqlite_asset_put_object,
+    .upload_insert = ap_sqlite_upload_insert,
+    .upload_get = ap_sqlite_upload_get,
+    .upload_finish_pending = ap_sqlite_upload_finish_pending,
+    .upload_accept = ap_sqlite_upload_accept,
+    .upload_list_expired = ap_sqlite_upload_list_expired,
+    .job_enqueue = ap_sqlite_job_enqueue,
+    .job_claim = ap_sqlite_job_claim,
+    .job_heartbeat = ap_sqlite_job_heartbeat,
+    .job_progress = ap_sqlite_job_progress,
+    .job_complete = ap_sqlite_job_complete,
+    .job_fail = ap_sqlite_job_fail,
+    .job_cancel = ap_sqlite_job_cancel,
+    .job_reap = ap_sqlite_job_reap,
+    .job_get = ap_sqlite_job_get,
+    .job_stats = ap_sqlite_job_stats,
+};
+
+/* Reads and checks the metadata.* keys the SQLite backend uses. */
+static ap_status_t read_sqlite_settings(const ap_config_t *config,
+                                        const char **synchronous,
+                                        int64_t *pool_size,
+                                        int64_t *busy_timeout_ms,
+                                        ap_error_t *error) {
+  *synchronous = ap_config_get(config, "metadata.sqlite_synchronous");
+  if (!*synchronous) {
+    *synchronous = "FULL";
+  }
+  if (strcasecmp(*synchronous, "FULL") != 0 &&
+      strcasecmp(*synchronous, "NORMAL") != 0) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                        "metadata.sqlite_synchronous = %s is invalid: use "
+                        "FULL or NORMAL",
+                        *synchronous);
+  }
+
+  ap_status_t status =
+      ap_config_get_int64(config, "metadata.pool_size", pool_size, error);
+  if (status != AP_OK) {
+    return status;
+  }
+  if (*pool_size < 1 || *pool_size > 64) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                        "metadata.pool_size = %lld is out of range: use 1 "
+                        "to 64",
+                        (long long)*pool_size);
+  }
+
+  status = ap_config_get_int64(config, "metadata.busy_timeout", busy_timeout_ms,
+                               error);
+  if (status != AP_OK) {
+    return status;
+  }
+  if (*busy_timeout_ms < 0 || *busy_timeout_ms > INT32_MAX) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                        "metadata.busy_timeout = %lld ms is out of range",
+                        (long long)*busy_timeout_ms);
+  }
+  return AP_OK;
+}
+
+static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
+                               const ap_meta_settings_t *settings,
+                               ap_sqlite_store_t **out, ap_error_t *error) {
+  const char *synchronous = NULL;
+  int64_t pool_size = 0;
+  int64_t busy_timeout_ms = 0;
+  ap_status_t status = read_sqlite_settings(config, &synchronous, &pool_size,
+                                            &busy_timeout_ms, error);
+  if (status != AP_OK) {
+    return status;
+  }
+  status = make_parent_directories(path, error);
+  if (status != AP_OK) {
+    return status;
+  }
+
+  ap_sqlite_store_t *store = calloc(1, sizeof *store);
+  if (!store) {
+    return AP_NO_MEMORY(error);
+  }
+  pthread_mutex_init(&store->mutex, NULL);
+  pthread_cond_init(&store->available, NULL);
+  store->settings = *settings;
+  store->path = strdup(path);
+  store->connections = calloc((size_t)pool_size, sizeof *store->connections);
+  store->in_use = calloc((size_t)pool_size, sizeof *store->in_use);
+  if (!store->path || !store->connections || !store->in_use) {
+    sqlite_close(store);
+    return AP_NO_MEMORY(error);
+  }
+
+  for (int i = 0; i < (int)pool_size; i++) {
+    status = open_connection(path, busy_timeout_ms, synchronous,
+                             &store->connections[i], error);
+    if (status != AP_OK) {
+      sqlite_close(store);
+      return status;
+    }
+    store->pool_size = i + 1;
+  }
+  *out = store;
+  return AP_OK;
+}
+
+ap_status_t ap_meta_store_open(const char *uri, const ap_config_t *config,
+                               const ap_meta_settings_t *settings,
+                               ap_meta_store_t **out, ap_error_t *error) {
+  size_t scheme_length = strlen(SQLITE_SCHEME);
+  if (strncmp(uri, SQLITE_SCHEME, scheme_length) != 0) {
+    if (!strstr(uri, "://")) {
+      return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                          "metadata.uri = %s is not a URI: use "
+                          "sqlite://PATH",
+                          uri);
+    }
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_UNSUPPORTED,
+                        "metadata.uri = %s: this build supports only "
+                        "sqlite://PATH",
+                        uri);
+  }
+  const char *path = uri + scheme_length;
+  if (*path == '\0' || strcmp(path, ":memory:") == 0 ||
+      strncmp(path, "file:", 5) == 0) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                        "metadata.uri = %s: give the path of a database "
+                        "file, such as sqlite://./audiopipe-data/meta.db",
+                        uri);
+  }
+
+  ap_meta_store_t *store = calloc(1, sizeof *store);
+  if (!store) {
+    return AP_NO_MEMORY(error);
+  }
+  ap_sqlite_store_t *state = NULL;
+  ap_status_t status = open_sqlite(path, config, settings, &state, error);
+  if (status != AP_OK) {
+    free(store);
+    return status;
+  }
+  store->backend = &sqlite_backend;
+  store->state = state;
+  *out = store;
+  return AP_OK;
+}
+
+void ap_meta_store_close(ap_meta_store_t *store) {
+  if (!store) {
+    return;
+  }
+  store->backend->close(store->state);
+  free(store);
+}
