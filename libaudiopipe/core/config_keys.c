@@ -22,17 +22,6 @@ static const ap_config_key_info_t key_table[] = {
     {"limits.max_decoded_samples", "integer", "16588800000", "samples",
      "Budget of decoded samples (frames times channels) for one input."},
 
-    /* Object store, presigned URLs and virus scanning (libaudiopipe/storage). */
-    {"objects.uri", "string", "file://data/objects", "",
-     "Object store: file://PATH for a local directory (s3:// is not built yet)."},
-    {"public.base_url", "string", NULL, "",
-     "Scheme, host and port clients use to reach audiopipe-httpd; presigned URLs start with it."},
-    {"signing.secret", "string", NULL, "",
-     "HMAC-SHA256 key (at least 32 bytes) for presigned URLs and other signed tokens."},
-    {"clamd.address", "string", NULL, "",
-     "clamd to scan uploads with: unix:/path/clamd.ctl or tcp:127.0.0.1:3310; unset skips scanning."},
-    {"clamd.timeout", "duration", "60s", "ms",
-     "Deadline for connecting to clamd and for each read or write of a scan."},
     /* Context: backends, secrets and addresses (see <audiopipe/context.h>). */
     {"metadata.uri", "string", "sqlite://./audiopipe-data/meta.db", "",
      "Metadata store: sqlite://PATH, a SQLite file (created if missing)."},
