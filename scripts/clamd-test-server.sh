@@ -92,7 +92,9 @@ CONF
 
   waited=0
   while [ "$waited" -lt "$ready_timeout_seconds" ]; do
-    if [ "$(ping_clamd)" = PONG ]; then
+    # PONG alone could come from another clamd on the same port, so the
+    # PID this clamd wrote must be alive too.
+    if [ "$(ping_clamd)" = PONG ] && running_pid >/dev/null; then
       echo "clamd ready on 127.0.0.1:$port and $absolute/clamd.ctl" \
         "(PID $(cat "$absolute/clamd.pid"))"
       return 0
