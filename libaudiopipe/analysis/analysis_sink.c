@@ -5,6 +5,14 @@
  * Momentary and short-term loudness are sampled every 100 ms of input (the
  * block is split at those boundaries), which gives the maxima and the
  * short-term values of the loudness range at ffmpeg's ebur128 rate.
+ *
+ * Inputs below 44.1 kHz are resampled to 48 kHz for libebur128 only.
+ * libebur128 derives the K-weighting filter for the source rate with the
+ * bilinear transform, whose frequency warping near Nyquist lifts the
+ * high-shelf: an 8 kHz telephone recording read 0.2 LU louder than at
+ * 48 kHz. BS.1770 defines the filter at 48 kHz, and ffmpeg's ebur128
+ * filter always measures at 48 kHz. Levels and silence use the source
+ * samples.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +20,8 @@
 
 #include <ebur128.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/samplefmt.h>
+#include <libswresample/swresample.h>
 
 #include "analysis/analysis_internal.h"
 #include "analysis/analysis_sink.h"
@@ -34,15 +44,22 @@
    AV_CH_SURROUND_DIRECT_RIGHT)
 #define LFE_MASK (AV_CH_LOW_FREQUENCY | AV_CH_LOW_FREQUENCY_2)
 
+/* Rates below this are measured at MEASUREMENT_RATE (see above). */
+#define MIN_DIRECT_RATE 44100
+#define MEASUREMENT_RATE 48000
+
 typedef struct analysis_sink {
   ap_sink_t base;
   ap_analysis_settings_t settings;
   ap_stream_format_t format;
 
-  ebur128_state *state; /* NULL unless loudness or true peak */
-  float *interleaved;   /* AP_SINK_MAX_BLOCK_FRAMES x channels */
+  ebur128_state *state;     /* NULL unless loudness or true peak */
+  int measurement_rate;     /* the rate libebur128 sees, Hz */
+  SwrContext *resampler;    /* NULL when measuring at the source rate */
+  float *interleaved;       /* frames for libebur128, interleaved */
+  int interleaved_capacity; /* in frames */
   ap_loudness_range_t *range;
-  int64_t step_frames; /* frames in 100 ms */
+  int64_t step_frames; /* frames in 100 ms at measurement_rate */
   int64_t frames_since_step;
   int64_t steps; /* 100 ms steps completed */
   double max_momentary;
@@ -111,6 +128,43 @@ static void set_channel_map(analysis_sink_t *sink) {
   }
 }
 
+static ap_status_t reserve_interleaved(analysis_sink_t *sink, int frames,
+                                       ap_error_t *error) {
+  if (frames <= sink->interleaved_capacity) {
+    return AP_OK;
+  }
+  float *buffer = realloc(sink->interleaved, sizeof(float) * (size_t)frames *
+                                                 (size_t)sink->format.channels);
+  if (!buffer) {
+    return AP_NO_MEMORY(error);
+  }
+  sink->interleaved = buffer;
+  sink->interleaved_capacity = frames;
+  return AP_OK;
+}
+
+/* Planar source rate to interleaved MEASUREMENT_RATE, same layout. */
+static ap_status_t create_resampler(analysis_sink_t *sink, ap_error_t *error) {
+  AVChannelLayout layout;
+  av_channel_layout_default(&layout, sink->format.channels);
+  int status = swr_alloc_set_opts2(
+      &sink->resampler, &layout, AV_SAMPLE_FMT_FLT, MEASUREMENT_RATE, &layout,
+      AV_SAMPLE_FMT_FLTP, sink->format.sample_rate, 0, NULL);
+  av_channel_layout_uninit(&layout);
+  if (status >= 0) {
+    status = swr_init(sink->resampler);
+  }
+  if (status < 0) {
+    char reason[AV_ERROR_MAX_STRING_SIZE];
+    av_strerror(status, reason, sizeof reason);
+    return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_INTERNAL,
+                        "analysis: cannot resample %d Hz to %d Hz for the "
+                        "loudness measurement: %s",
+                        sink->format.sample_rate, MEASUREMENT_RATE, reason);
+  }
+  return AP_OK;
+}
+
 static ap_status_t analysis_start(ap_sink_t *base,
                                   const ap_stream_format_t *format,
                                   ap_error_t *error) {
@@ -134,18 +188,27 @@ static ap_status_t analysis_start(ap_sink_t *base,
     mode |= EBUR128_MODE_TRUE_PEAK;
   }
 
+  sink->measurement_rate = format->sample_rate;
   if (mode != 0) {
+    ap_status_t status = AP_OK;
+    if (format->sample_rate < MIN_DIRECT_RATE) {
+      sink->measurement_rate = MEASUREMENT_RATE;
+      status = create_resampler(sink, error);
+    }
+    if (status != AP_OK) {
+      return status;
+    }
+
     sink->state = ebur128_init((unsigned)format->channels,
-                               (unsigned long)format->sample_rate, mode);
+                               (unsigned long)sink->measurement_rate, mode);
     if (!sink->state) {
       return AP_NO_MEMORY(error);
     }
     set_channel_map(sink);
 
-    sink->interleaved = malloc(sizeof(float) * AP_SINK_MAX_BLOCK_FRAMES *
-                               (size_t)format->channels);
-    if (!sink->interleaved) {
-      return AP_NO_MEMORY(error);
+    status = reserve_interleaved(sink, AP_SINK_MAX_BLOCK_FRAMES, error);
+    if (status != AP_OK) {
+      return status;
     }
   }
 
@@ -157,7 +220,7 @@ static ap_status_t analysis_start(ap_sink_t *base,
   }
 
   sink->step_frames =
-      format->sample_rate / 10 > 0 ? format->sample_rate / 10 : 1;
+      sink->measurement_rate / 10 > 0 ? sink->measurement_rate / 10 : 1;
   sink->max_momentary = -INFINITY;
   sink->max_short_term = -INFINITY;
   sink->silence_level =
@@ -248,18 +311,12 @@ static void sample_loudness(analysis_sink_t *sink) {
   }
 }
 
-static ap_status_t feed_ebur128(analysis_sink_t *sink,
-                                const float *const *planes, int frames,
-                                ap_error_t *error) {
+/* Feeds `frames` interleaved frames at measurement_rate to libebur128,
+ * sampling momentary and short-term loudness at each 100 ms boundary. */
+static ap_status_t feed_interleaved(analysis_sink_t *sink,
+                                    const float *interleaved, int frames,
+                                    ap_error_t *error) {
   int channels = sink->format.channels;
-  float *interleaved = sink->interleaved;
-  for (int channel = 0; channel < channels; channel++) {
-    const float *samples = planes[channel];
-    for (int i = 0; i < frames; i++) {
-      interleaved[(size_t)i * channels + channel] = samples[i];
-    }
-  }
-
   int loudness = has_flag(sink->settings.analyses, AP_ANALYZE_LOUDNESS);
   int offset = 0;
   while (offset < frames) {
@@ -289,6 +346,60 @@ static ap_status_t feed_ebur128(analysis_sink_t *sink,
     }
   }
   return AP_OK;
+}
+
+/* Converts `frames` source frames (0 with NULL planes to flush) and
+ * feeds what the resampler returns. */
+static ap_status_t feed_resampled(analysis_sink_t *sink,
+                                  const float *const *planes, int frames,
+                                  ap_error_t *error) {
+  for (;;) {
+    int capacity = swr_get_out_samples(sink->resampler, frames);
+    if (capacity < 0) {
+      capacity = 0;
+    }
+    ap_status_t status = reserve_interleaved(sink, capacity + 1, error);
+    if (status != AP_OK) {
+      return status;
+    }
+
+    uint8_t *output[1] = {(uint8_t *)sink->interleaved};
+    int converted =
+        swr_convert(sink->resampler, output, sink->interleaved_capacity,
+                    (const uint8_t **)planes, frames);
+    if (converted < 0) {
+      return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_INTERNAL,
+                          "analysis: resampling for the loudness measurement "
+                          "failed (%d)",
+                          converted);
+    }
+    status = feed_interleaved(sink, sink->interleaved, converted, error);
+    if (status != AP_OK) {
+      return status;
+    }
+    /* Input is consumed in one call; a flush repeats until it is empty. */
+    if (planes || converted == 0) {
+      return AP_OK;
+    }
+  }
+}
+
+static ap_status_t feed_ebur128(analysis_sink_t *sink,
+                                const float *const *planes, int frames,
+                                ap_error_t *error) {
+  if (sink->resampler) {
+    return feed_resampled(sink, planes, frames, error);
+  }
+
+  int channels = sink->format.channels;
+  float *interleaved = sink->interleaved;
+  for (int channel = 0; channel < channels; channel++) {
+    const float *samples = planes[channel];
+    for (int i = 0; i < frames; i++) {
+      interleaved[(size_t)i * channels + channel] = samples[i];
+    }
+  }
+  return feed_interleaved(sink, interleaved, frames, error);
 }
 
 static ap_status_t analysis_write(ap_sink_t *base, const float *const *planes,
@@ -326,9 +437,9 @@ static void finish_loudness(analysis_sink_t *sink, ap_analysis_t *measured) {
   double lufs = -HUGE_VAL;
   int status = ebur128_loudness_global(sink->state, &lufs);
 
-  /* Fewer than four 100 ms steps means not one 400 ms gating block was
-   * complete; libebur128 (like ffmpeg) would report -inf or -70 LUFS. */
-  if (sink->frames < 4 * sink->step_frames) {
+  /* Under 400 ms of input not one gating block is complete; libebur128
+   * would report -inf and ffmpeg -70 LUFS. */
+  if (sink->frames * 10 < 4 * (int64_t)sink->format.sample_rate) {
     measured->integrated_undefined_reason = AP_REASON_TOO_SHORT;
   } else if (status != EBUR128_SUCCESS || !isfinite(lufs)) {
     measured->integrated_undefined_reason = AP_REASON_BELOW_ABSOLUTE_GATE;
@@ -356,10 +467,16 @@ static void finish_loudness(analysis_sink_t *sink, ap_analysis_t *measured) {
 }
 
 static ap_status_t analysis_finish(ap_sink_t *base, ap_error_t *error) {
-  (void)error;
   analysis_sink_t *sink = (analysis_sink_t *)base;
   ap_analysis_t *measured = &sink->measured;
   unsigned analyses = sink->settings.analyses;
+
+  if (sink->resampler) {
+    ap_status_t status = feed_resampled(sink, NULL, 0, error);
+    if (status != AP_OK) {
+      return status;
+    }
+  }
 
   measured->analyses = analyses;
   measured->sample_rate = sink->format.sample_rate;
@@ -416,6 +533,7 @@ static void analysis_destroy(ap_sink_t *base) {
   if (sink->state) {
     ebur128_destroy(&sink->state);
   }
+  swr_free(&sink->resampler);
   ap_loudness_range_free(sink->range);
   free(sink->interleaved);
   free(sink);
