@@ -89,6 +89,8 @@ static const ap_config_key_info_t key_table[] = {
      "Requests one API key may send at once above the sustained rate."},
     {"http.drain_timeout", "duration", "30s", "ms",
      "How long SIGTERM waits for in-flight requests before exiting."},
+    {"http.drain_grace", "duration", "0s", "ms",
+     "After SIGTERM, how long /healthz answers 503 before new connections are refused."},
     {"http.sse_heartbeat", "duration", "15s", "ms",
      "Interval of the comment line sent on idle server-sent event streams."},
     {"http.sse_max_streams", "integer", "2000", "streams",

@@ -276,7 +276,7 @@ static void builder_append_value(line_builder_t *builder,
     break;
   case AP_LOG_FIELD_DOUBLE:
     if (isfinite(field->value.number)) {
-      snprintf(number, sizeof number, "%.17g", field->value.number);
+      snprintf(number, sizeof number, "%.15g", field->value.number);
       builder_append_text(builder, number);
     } else {
       builder_append_text(builder, "null");

@@ -1,0 +1,217 @@
+/*
+ * The state audiopipe-httpd shares across its files: the server (backends,
+ * settings, metrics) and one request in flight, plus the functions the
+ * handlers call to answer.
+ *
+ * Threading: libmicrohttpd runs a pool of threads, each serving many
+ * connections through epoll, so no handler may block for long on a
+ * client. A request is served by one pool thread at a time. The server
+ * struct is written only before the daemon starts, except for the atomic
+ * fields.
+ */
+#ifndef HTTPD_SERVER_H
+#define HTTPD_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include <audiopipe/config.h>
+#include <audiopipe/context.h>
+#include <audiopipe/error.h>
+#include <audiopipe/metrics.h>
+#include <audiopipe/storage.h>
+
+#include "request_parse.h"
+#include "router.h"
+
+typedef struct httpd_keys httpd_keys_t;
+typedef struct httpd_rate_limiter httpd_rate_limiter_t;
+typedef struct httpd_cors httpd_cors_t;
+typedef struct httpd_sse_hub httpd_sse_hub_t;
+typedef struct httpd_sse_stream httpd_sse_stream_t;
+
+/* Settings read from the configuration and the command line. */
+typedef struct httpd_settings {
+  char listen_host[64];
+  uint16_t listen_port;
+  unsigned threads;
+  unsigned max_connections;
+  unsigned connection_timeout_s;
+  int64_t max_body_bytes;
+  int64_t drain_timeout_ms;
+  int64_t drain_grace_ms;
+  int64_t heartbeat_ms;
+  int64_t sse_poll_ms;
+  unsigned sse_max_streams;
+  double rate_limit; /* requests per second per key; 0 disables */
+  double rate_burst; /* bucket size */
+  int64_t upload_max_bytes;
+} httpd_settings_t;
+
+typedef struct httpd_server {
+  httpd_settings_t settings;
+  ap_config_t *config;
+  ap_context_t *context;
+  ap_object_store_t *store; /* owned by the context */
+  httpd_keys_t *keys;
+  httpd_rate_limiter_t *rate_limiter;
+  httpd_cors_t *cors;
+  httpd_sse_hub_t *sse;
+  struct MHD_Daemon *daemon;
+
+  atomic_int draining;   /* set on SIGTERM: healthz 503, streams end */
+  atomic_long in_flight; /* requests between start and completion */
+
+  ap_metric_t *requests_total;
+  ap_metric_t *request_duration;
+  ap_metric_series_t *duration_by_route[HTTPD_ROUTE_COUNT];
+  ap_metric_series_t *in_flight_gauge;
+  ap_metric_series_t *sse_streams_gauge;
+  ap_metric_series_t *rate_limited_total;
+  ap_metric_series_t *auth_failures_total;
+} httpd_server_t;
+
+/* One request, from its first line to its completion. */
+typedef struct httpd_request {
+  httpd_server_t *server;
+  char request_id[65];
+  char method[16];
+  char path[HTTPD_QUERY_MAX_BYTES];
+  httpd_query_t query;
+  int query_valid; /* 0 when the query string was rejected */
+  ap_error_t query_error;
+  httpd_route_match_t match;
+  const char *route_template; /* for logs and metrics, never the raw path */
+  const char *owner;          /* set by authentication, owned by the keys */
+  uint64_t start_ns;
+  unsigned status;
+  uint64_t bytes_sent;
+  int started;   /* the access handler has run once */
+  int responded; /* a response was queued */
+  int counted;   /* counted in in_flight */
+
+  /* JSON bodies, read whole up to settings.max_body_bytes. */
+  char *body;
+  size_t body_length;
+  size_t body_capacity;
+
+  /* Object PUTs, streamed into the store. */
+  void *upload; /* ap_object_upload_t */
+  ap_error_t upload_error;
+  int upload_failed;
+  char object_key[AP_OBJECT_KEY_MAX_LENGTH + 1];
+
+  /* Server-sent event streams hold a reference to their stream. */
+  httpd_sse_stream_t *stream;
+  /* Object GETs count streamed bytes here. */
+  _Atomic uint64_t streamed_bytes;
+} httpd_request_t;
+
+/* ---- Answering (response.c) ------------------------------------------ */
+
+/* Returns the HTTP status for an ap_error_code_t (see docs/http-api.md). */
+unsigned httpd_status_for_code(int code);
+
+/*
+ * Queues `response` with `status`, adding the headers every answer
+ * carries (X-Request-Id, CORS, Connection: close while draining), and
+ * destroys the caller's reference. Records status and size for the
+ * access log. `response` NULL (an allocation failed) closes the
+ * connection.
+ */
+enum MHD_Result httpd_queue(httpd_request_t *request,
+                            struct MHD_Connection *connection, unsigned status,
+                            struct MHD_Response *response);
+
+/* Answers with a copy of `json` (`application/json`). */
+enum MHD_Result httpd_respond_json(httpd_request_t *request,
+                                   struct MHD_Connection *connection,
+                                   unsigned status, const char *json);
+
+/*
+ * Answers {"error":{"code":"<name>","message":"..."}}. `status` 0 takes
+ * the status from the code's table entry.
+ */
+enum MHD_Result
+httpd_respond_error(httpd_request_t *request, struct MHD_Connection *connection,
+                    unsigned status, int code, const char *format, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Answers with an ap_error_t from the library, logging it when it is not
+ * a plain rejection of client input. */
+enum MHD_Result httpd_respond_ap_error(httpd_request_t *request,
+                                       struct MHD_Connection *connection,
+                                       const ap_error_t *error);
+
+/* Answers 429 with Retry-After: `retry_after_s`. */
+enum MHD_Result httpd_respond_rate_limited(httpd_request_t *request,
+                                           struct MHD_Connection *connection,
+                                           unsigned retry_after_s);
+
+/* Answers 405 with the Allow header from request->match.allowed. */
+enum MHD_Result
+httpd_respond_method_not_allowed(httpd_request_t *request,
+                                 struct MHD_Connection *connection);
+
+/* Answers a static JSON text without copying it. */
+enum MHD_Result httpd_respond_static_json(httpd_request_t *request,
+                                          struct MHD_Connection *connection,
+                                          unsigned status, const char *json);
+
+/* Returns a request header, or NULL. */
+const char *httpd_header(struct MHD_Connection *connection, const char *name);
+
+/* ---- Handlers (handlers_*.c, sse.c) ------------------------------------ */
+
+typedef enum MHD_Result (*httpd_handler_fn)(httpd_request_t *request,
+                                            struct MHD_Connection *connection);
+
+enum MHD_Result httpd_handle_healthz(httpd_request_t *request,
+                                     struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_readyz(httpd_request_t *request,
+                                    struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_metrics(httpd_request_t *request,
+                                     struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
+                                           struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_upload_complete(httpd_request_t *request,
+                                             struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_asset_list(httpd_request_t *request,
+                                        struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_asset_get(httpd_request_t *request,
+                                       struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_asset_delete(httpd_request_t *request,
+                                          struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_asset_waveform(httpd_request_t *request,
+                                            struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_asset_rendition(httpd_request_t *request,
+                                             struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_job_get(httpd_request_t *request,
+                                     struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_job_events(httpd_request_t *request,
+                                        struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_object_get(httpd_request_t *request,
+                                        struct MHD_Connection *connection);
+
+/*
+ * The object PUT is streamed: called on every body chunk. Returns MHD_YES
+ * to keep reading; answers once the body is complete or rejected.
+ */
+enum MHD_Result httpd_handle_object_put(httpd_request_t *request,
+                                        struct MHD_Connection *connection,
+                                        const char *data, size_t *size);
+
+/* Verifies a presigned PUT and opens its upload, on the first call, so a
+ * rejected PUT is answered before the client sends its body. */
+enum MHD_Result httpd_object_put_begin(httpd_request_t *request,
+                                       struct MHD_Connection *connection);
+
+/* Releases what an unfinished object PUT holds (abandons the upload). */
+void httpd_object_put_release(httpd_request_t *request);
+
+/* Returns the current time in milliseconds on the monotonic clock. */
+int64_t httpd_monotonic_ms(void);
+
+#endif
