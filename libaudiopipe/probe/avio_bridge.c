@@ -68,6 +68,73 @@ ap_status_t ap_byte_source_open(ap_byte_source_t *source, ap_io_t *io,
   return AP_OK;
 }
 
+ap_status_t ap_byte_source_extend_head(ap_byte_source_t *source, size_t size,
+                                       ap_error_t *error) {
+  if (size > AP_BYTE_SOURCE_MAX_HEAD_BYTES) {
+    size = AP_BYTE_SOURCE_MAX_HEAD_BYTES;
+  }
+  if (size <= source->head_size ||
+      source->head_size < AP_BYTE_SOURCE_HEAD_BYTES) {
+    return AP_OK; /* already long enough, or the head is the whole input */
+  }
+  if (source->io_offset != (int64_t)source->head_size) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INTERNAL,
+                        "the head cannot grow after reads past it");
+  }
+  unsigned char *grown = realloc(source->head, size);
+  if (!grown) {
+    return AP_NO_MEMORY(error);
+  }
+  source->head = grown;
+  int64_t got = read_fully(source, grown + source->head_size,
+                           size - source->head_size, error);
+  if (got < 0) {
+    return error ? (ap_status_t)error->code : AP_ERR_IO;
+  }
+  source->head_size += (size_t)got;
+  if (source->head_size < size) {
+    source->size = (int64_t)source->head_size;
+  }
+  if (source->max_bytes > 0 && (int64_t)source->head_size > source->max_bytes) {
+    return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_INPUT_TOO_LARGE,
+                        "input is larger than %lld bytes "
+                        "(limits.max_input_bytes): raise the limit or reject "
+                        "the upload",
+                        (long long)source->max_bytes);
+  }
+  return AP_OK;
+}
+
+int64_t ap_byte_source_read_to_end(ap_byte_source_t *source,
+                                   ap_error_t *error) {
+  if (source->head_size < AP_BYTE_SOURCE_HEAD_BYTES) {
+    return (int64_t)source->head_size;
+  }
+  unsigned char *buffer = malloc(64 * 1024);
+  if (!buffer) {
+    AP_NO_MEMORY(error);
+    return -1;
+  }
+  int64_t offset = source->io_offset > (int64_t)source->head_size
+                       ? source->io_offset
+                       : (int64_t)source->head_size;
+  for (;;) {
+    int64_t got =
+        ap_byte_source_read_at(source, offset, buffer, 64 * 1024, error);
+    if (got < 0) {
+      free(buffer);
+      return -1;
+    }
+    if (got == 0) {
+      break;
+    }
+    offset += got;
+  }
+  free(buffer);
+  source->size = offset;
+  return offset;
+}
+
 void ap_byte_source_close(ap_byte_source_t *source) {
   free(source->head);
   source->head = NULL;

@@ -45,6 +45,25 @@ typedef struct ap_byte_source {
 ap_status_t ap_byte_source_open(ap_byte_source_t *source, ap_io_t *io,
                                 int64_t max_bytes, ap_error_t *error);
 
+/* The head of a forward-only input may grow to this size so a header
+ * parser can see past a large leading tag (ID3v2 cover art). */
+#define AP_BYTE_SOURCE_MAX_HEAD_BYTES (16 * 1024 * 1024)
+
+/*
+ * Grows the head to `size` bytes (at most AP_BYTE_SOURCE_MAX_HEAD_BYTES)
+ * by reading on. Allowed only before anything beyond the head was read.
+ */
+ap_status_t ap_byte_source_extend_head(ap_byte_source_t *source, size_t size,
+                                       ap_error_t *error);
+
+/*
+ * Reads on from the furthest offset read so far to the end of the input,
+ * discarding the bytes, and returns the input's length, or -1 with
+ * `error` set. Works on forward-only inputs; afterwards they cannot be
+ * read again.
+ */
+int64_t ap_byte_source_read_to_end(ap_byte_source_t *source, ap_error_t *error);
+
 /* Releases the head; does not close the ap_io_t. */
 void ap_byte_source_close(ap_byte_source_t *source);
 

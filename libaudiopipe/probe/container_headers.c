@@ -327,6 +327,7 @@ int64_t ap_id3v2_length(ap_byte_source_t *source, int64_t offset) {
  * frame. */
 typedef struct window {
   ap_byte_source_t *source;
+  int sequential; /* may read a forward-only input past its head */
   unsigned char data[64 * 1024];
   int64_t offset; /* input offset of data[0] */
   size_t length;
@@ -341,8 +342,19 @@ static const unsigned char *window_at(window_t *window, int64_t offset,
       offset + (int64_t)size <= window->offset + (int64_t)window->length) {
     return window->data + (offset - window->offset);
   }
-  int64_t got = ap_byte_source_read_at(window->source, offset, window->data,
-                                       sizeof window->data, error);
+  /* A forward-only input is parsed only inside its head, so libavformat
+   * can still read it from the start afterwards. */
+  size_t want = sizeof window->data;
+  ap_byte_source_t *source = window->source;
+  if (!source->seekable && !window->sequential) {
+    if (offset >= (int64_t)source->head_size) {
+      return NULL;
+    }
+    size_t left = source->head_size - (size_t)offset;
+    want = left < want ? left : want;
+  }
+  int64_t got =
+      ap_byte_source_read_at(source, offset, window->data, want, error);
   if (got < 0) {
     *failed = 1;
     return NULL;
@@ -442,6 +454,7 @@ ap_status_t ap_mp3_header_parse(ap_byte_source_t *source,
     return AP_NO_MEMORY(error);
   }
   window->source = source;
+  window->sequential = 0;
   window->offset = 0;
   window->length = 0;
 
@@ -488,6 +501,7 @@ ap_status_t ap_mp3_scan_frames(ap_byte_source_t *source,
     return AP_NO_MEMORY(error);
   }
   window->source = source;
+  window->sequential = 1;
   window->offset = 0;
   window->length = 0;
 

@@ -414,7 +414,7 @@ static ap_status_t configure_converter(ap_decoder_t *decoder,
                                        const AVFrame *frame,
                                        ap_error_t *error) {
   swr_free(&decoder->resampler);
-  AVChannelLayout layout;
+  AVChannelLayout layout = {0};
   if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC ||
       frame->ch_layout.nb_channels <= 0) {
     av_channel_layout_default(&layout, decoder->format.channels);

@@ -109,6 +109,17 @@ static ap_status_t parse_headers(ap_decoder_t *decoder, ap_error_t *error) {
   }
   if (decoder->sniff_kind && (strcmp(decoder->sniff_kind, "mp3") == 0 ||
                               strcmp(decoder->sniff_kind, "id3") == 0)) {
+    /* On a forward-only input the first frame must be inside the head,
+     * so the head grows past a large ID3v2 tag (cover art). */
+    int64_t tags = ap_id3v2_length(&decoder->source, 0);
+    if (!decoder->source.seekable &&
+        tags + 8192 > (int64_t)decoder->source.head_size) {
+      status = ap_byte_source_extend_head(&decoder->source, (size_t)tags + 8192,
+                                          error);
+      if (status != AP_OK) {
+        return status;
+      }
+    }
     status = ap_mp3_header_parse(&decoder->source, &decoder->mp3, error);
   }
   return status;
@@ -257,7 +268,7 @@ static ap_status_t describe(ap_decoder_t *decoder, ap_error_t *error) {
   /* Without a stated layout (a plain WAVE header) the name is FFmpeg's
    * default for the channel count, but the mask stays 0: the file does
    * not say which speakers the channels feed. */
-  AVChannelLayout named;
+  AVChannelLayout named = {0};
   if (codec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
     av_channel_layout_default(&named, codec->ch_layout.nb_channels);
   } else if (av_channel_layout_copy(&named, &codec->ch_layout) < 0) {

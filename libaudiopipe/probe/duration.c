@@ -223,21 +223,14 @@ static ap_status_t generic_scan(ap_decoder_t *decoder, ap_error_t *error) {
  * on an input of unknown length, by reading it to the end. */
 static ap_status_t count_pcm_bytes(ap_decoder_t *decoder, ap_error_t *error) {
   ap_pcm_header_t *pcm = &decoder->pcm;
-  unsigned char buffer[64 * 1024];
-  int64_t offset = pcm->data_offset;
-  for (;;) {
-    int64_t got = ap_byte_source_read_at(&decoder->source, offset, buffer,
-                                         sizeof buffer, error);
-    if (got < 0) {
-      return (ap_status_t)error->code;
-    }
-    if (got == 0) {
-      break;
-    }
-    offset += got;
+  int64_t length = ap_byte_source_read_to_end(&decoder->source, error);
+  if (length < 0) {
+    return (ap_status_t)error->code;
   }
-  pcm->present_bytes = offset - pcm->data_offset;
+  pcm->present_bytes =
+      length > pcm->data_offset ? length - pcm->data_offset : 0;
   pcm->frames = pcm->present_bytes / pcm->block_align;
+  decoder->info->input_bytes = length;
   return AP_OK;
 }
 
@@ -307,8 +300,10 @@ static ap_status_t mp3_duration(ap_decoder_t *decoder, ap_error_t *error) {
     decoder->frame_limit = info->duration_frames;
     return AP_OK;
   }
-  if (!can_scan(decoder)) {
-    return AP_OK;
+  if (!decoder->source.seekable) {
+    /* libavformat has read past the head already, so the frames are
+     * counted from its packets instead. */
+    return generic_scan(decoder, error);
   }
 
   int64_t frames = 0;
