@@ -3,6 +3,20 @@
  * analysis. Each rendition has its own encoder, resampler and channel
  * mixer (libswresample), and runs on its own worker thread when the
  * process options allow more than one thread.
+ *
+ * Outputs are gapless: Ogg Opus states its pre-skip and end granule, MP3
+ * has a Xing/Info frame with the LAME delay and padding, and M4A an edit
+ * list in a time scale equal to the sample rate. MP3, FLAC and WAV
+ * rewrite their header at the end, and M4A moves `moov` before `mdat`.
+ * So when the output cannot seek (and always for M4A) the rendition is
+ * written to a temporary file in $TMPDIR (or /tmp) and copied to the
+ * output at the end. That directory needs room for one rendition.
+ *
+ * Channel mixing follows ITU-R BS.775 with libswresample: centre and
+ * surround channels enter the front pair at -3 dB, LFE is dropped, and
+ * the matrix is scaled so no output can exceed full scale. So 5.1 to
+ * stereo is L = (FL + 0.707 FC + 0.707 SL) / 2.414, and stereo to mono
+ * is (L + R) / 2, which cancels content that is in opposite phase.
  */
 #ifndef AUDIOPIPE_RENDITION_H
 #define AUDIOPIPE_RENDITION_H
@@ -39,11 +53,20 @@ typedef struct ap_rendition_spec {
   /* Target bit rate in bits per second for lossy codecs (0: the codec's
    * default: Opus 64000, MP3 128000, AAC 128000). Ignored for FLAC/WAV. */
   int64_t bitrate;
-  /* Output sample rate in Hz, 0 to keep the source rate (Opus always
-   * encodes at 48 kHz; MP3 and AAC pick the nearest rate they support). */
+  /* Output sample rate in Hz, 0 to keep the source rate. Opus accepts
+   * only 0 or 48000 and always encodes at 48 kHz. MP3 and AAC accept the
+   * rates of their standards, and from a source rate they do not support
+   * pick the nearest one (MP3 above 160 kb/s only 32, 44.1 or 48 kHz).
+   * FLAC accepts 1 to 655340 Hz (multiples of 10 Hz from 65535 Hz up)
+   * and WAV 1 to 768000 Hz. */
   int sample_rate;
   /* Output channels: 0 keeps the source layout, 1 mixes to mono, 2 to
-   * stereo. Other values are rejected. */
+   * stereo. Other values are rejected. Keeping the source layout keeps
+   * up to 2 channels for Opus, MP3 and AAC, 8 for FLAC and 32 for WAV;
+   * wider sources are mixed to stereo. Mono Opus allows at most
+   * 256 kb/s: the spec check rejects more when channels is 1, and a mono
+   * source with channels 0 fails with AP_ERR_INVALID_ARGUMENT when
+   * encoding starts. */
   int channels;
   /* Bits per sample for WAV and FLAC output: 16 or 24; 0 for 16. */
   int bits_per_sample;
@@ -66,8 +89,8 @@ typedef struct ap_rendition_spec {
 AP_EXPORT void ap_rendition_spec_init(ap_rendition_spec_t *spec);
 
 /* Checks a spec without running anything; the error names the field. */
-AP_EXPORT ap_status_t ap_rendition_spec_validate(
-    const ap_rendition_spec_t *spec, ap_error_t *error);
+AP_EXPORT ap_status_t
+ap_rendition_spec_validate(const ap_rendition_spec_t *spec, ap_error_t *error);
 
 #ifdef __cplusplus
 }

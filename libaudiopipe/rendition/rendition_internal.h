@@ -40,7 +40,8 @@ ap_rendition_codec_info(ap_rendition_codec_t codec);
  * Picks the rate `info` encodes for a spec rate of `requested` (0 keeps
  * `source_rate`) and a bit rate of `bitrate` bits per second: the
  * requested rate when the codec supports it, otherwise the nearest
- * supported rate, preferring the higher one on a tie. MP3 above
+ * supported rate, preferring the higher one on a tie. FLAC rates from
+ * 65535 Hz up are rounded to a multiple of 10 Hz. MP3 above
  * 160 kb/s is limited to the MPEG-1 rates (32, 44.1 and 48 kHz), because
  * MPEG-2 and 2.5 Layer III stop at 160 kb/s.
  */

@@ -97,7 +97,7 @@ static ap_status_t set_source_layout(rendition_sink_t *sink,
 }
 
 /*
- * The output layout: mono or stereo when the spec asks for it. A spec
+ * The output layout: mono or stereo when the spec requests it. A spec
  * that keeps the source layout gets it unchanged for lossless codecs up
  * to the codec's channel limit, mono or stereo for lossy codecs from a
  * mono or stereo source, and stereo for anything wider.
@@ -359,11 +359,12 @@ static ap_status_t allocate_buffers(rendition_sink_t *sink, ap_error_t *error) {
     }
   }
 
-  int most = swr_get_out_samples(sink->resampler, AP_SINK_MAX_BLOCK_FRAMES);
-  if (most < 0) {
-    return ffmpeg_error(sink, most, "sizing the resampler output", error);
+  int max_frames =
+      swr_get_out_samples(sink->resampler, AP_SINK_MAX_BLOCK_FRAMES);
+  if (max_frames < 0) {
+    return ffmpeg_error(sink, max_frames, "sizing the resampler output", error);
   }
-  return reserve_converted(sink, most, error);
+  return reserve_converted(sink, max_frames, error);
 }
 
 static ap_status_t rendition_start(ap_sink_t *base,

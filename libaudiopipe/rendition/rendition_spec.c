@@ -31,10 +31,11 @@ static const ap_rendition_codec_info_t codec_table[] = {
      mp3_sample_rates, 8000, 48000, 2},
     {AP_RENDITION_AAC, "aac", "aac", "ipod", 1, 128000, 32000, 512000,
      aac_sample_rates, 7350, 96000, 2},
-    /* FLAC's STREAMINFO has a 20-bit rate field, but FFmpeg's encoder
-     * stops at 655350 Hz, the largest rate a frame header can code. */
-    {AP_RENDITION_FLAC, "flac", "flac", "flac", 0, 0, 0, 0, NULL, 1, 655350, 8},
-    /* 768 kHz is the highest rate in professional use (DXD x 2). */
+    /* FFmpeg's FLAC encoder (flacenc.c) codes any rate below 65535 Hz,
+     * and multiples of 10 Hz below 655350 Hz. */
+    {AP_RENDITION_FLAC, "flac", "flac", "flac", 0, 0, 0, 0, NULL, 1, 655340, 8},
+    /* WAV's rate field is 32 bits wide. The cap is twice the library's
+     * default maximum input rate of 384 kHz. */
     {AP_RENDITION_WAV, "wav", NULL, "wav", 0, 0, 0, 0, NULL, 1, 768000, 32},
 };
 
@@ -158,6 +159,13 @@ static ap_status_t validate_sample_rate(const ap_rendition_spec_t *spec,
                         spec->sample_rate, info->name, info->min_sample_rate,
                         info->max_sample_rate);
   }
+  if (spec->codec == AP_RENDITION_FLAC && spec->sample_rate >= 65535 &&
+      spec->sample_rate % 10 != 0) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
+                        "rendition sample_rate %d Hz cannot be coded by "
+                        "flac: from 65535 Hz up use a multiple of 10 Hz",
+                        spec->sample_rate);
+  }
   return AP_OK;
 }
 
@@ -239,6 +247,16 @@ ap_status_t ap_rendition_spec_validate(const ap_rendition_spec_t *spec,
                         spec->channels);
   }
 
+  /* libopus allows 256 kb/s per channel. */
+  if (spec->codec == AP_RENDITION_OPUS && spec->channels == 1 &&
+      spec->bitrate > 256000) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
+                        "rendition bitrate %lld b/s is out of range for mono "
+                        "opus: use 6000 to 256000 bits per second, or set "
+                        "channels to 2",
+                        (long long)spec->bitrate);
+  }
+
   if (spec->bits_per_sample != 0 && spec->bits_per_sample != 16 &&
       spec->bits_per_sample != 24) {
     return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
@@ -270,12 +288,19 @@ ap_status_t ap_rendition_spec_validate(const ap_rendition_spec_t *spec,
 int ap_rendition_pick_sample_rate(const ap_rendition_codec_info_t *info,
                                   int requested, int source_rate,
                                   int64_t bitrate) {
-  int wanted = requested > 0 ? requested : source_rate;
+  int target = requested > 0 ? requested : source_rate;
   if (!info->sample_rates) {
-    if (wanted < info->min_sample_rate) {
+    if (target < info->min_sample_rate) {
       return info->min_sample_rate;
     }
-    return wanted > info->max_sample_rate ? info->max_sample_rate : wanted;
+    if (target > info->max_sample_rate) {
+      return info->max_sample_rate;
+    }
+    if (info->codec == AP_RENDITION_FLAC && target >= 65535) {
+      target = (target + 5) / 10 * 10;
+      return target > info->max_sample_rate ? info->max_sample_rate : target;
+    }
+    return target;
   }
 
   int mpeg1_only = info->codec == AP_RENDITION_MP3 && bitrate > 160000;
@@ -286,7 +311,7 @@ int ap_rendition_pick_sample_rate(const ap_rendition_codec_info_t *info,
       continue;
     }
     /* The list is ascending, so `<=` keeps the higher rate on a tie. */
-    if (best == 0 || abs(rate - wanted) <= abs(best - wanted)) {
+    if (best == 0 || abs(rate - target) <= abs(best - target)) {
       best = rate;
     }
   }

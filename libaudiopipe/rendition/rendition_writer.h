@@ -2,10 +2,10 @@
  * Where a rendition muxer writes its bytes: an AVIOContext directly over
  * the ap_output_t, or a temporary file in the system temporary directory
  * that is copied to the output once the muxer has finished. The
- * temporary file is used when the muxer must seek back to rewrite a
- * header and the output cannot seek, and always for M4A, because FFmpeg's
- * movenc moves `moov` before `mdat` ("+faststart") by reopening its file
- * by name, which a custom AVIOContext cannot offer.
+ * temporary file serves muxers that seek back to rewrite a header when
+ * the output cannot seek. M4A always uses it, because FFmpeg's movenc
+ * moves `moov` before `mdat` ("+faststart") by reopening its file by
+ * name, which a custom AVIOContext cannot offer.
  */
 #ifndef AP_RENDITION_WRITER_H
 #define AP_RENDITION_WRITER_H
@@ -37,8 +37,8 @@ typedef struct ap_rendition_writer {
 
 /*
  * Attaches a writer to `muxer` (sets muxer->pb, and muxer->url for the
- * temporary file). `needs_seek` says the muxer rewrites its header at the
- * end; `needs_file` forces the temporary file. Call before
+ * temporary file). `needs_seek` is non-zero when the muxer rewrites its
+ * header at the end, and `needs_file` forces the temporary file. Call before
  * avformat_write_header.
  */
 ap_status_t ap_rendition_writer_open(ap_rendition_writer_t *writer,

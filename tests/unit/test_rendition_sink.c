@@ -502,7 +502,7 @@ static void mp3_encodes_recording(void **state) {
   assert_true(fabs(bitrate - 128000.0) <= 0.15 * 128000.0);
 
   /* The first frame is the Info (CBR) tag. Its LAME extension starts
-   * 120 bytes after "Info" with a 9-byte version string, and holds the
+   * 120 bytes after "Info" with a 9-byte version string, and contains the
    * encoder delay and padding in 12 bits each 141 bytes after "Info". */
   assert_int_equal(encoded.data[0], 0xff);
   const unsigned char *info = find_bytes(&encoded, "Info", 64);

@@ -115,11 +115,15 @@ static const invalid_case_t invalid_cases[] = {
     {"aac rate", AP_RENDITION_AAC, 0, 44000, 0, 0, 0, -16, -1, NULL, 0,
      "sample_rate", "44000", "7350"},
     {"flac rate", AP_RENDITION_FLAC, 0, 700000, 0, 0, 0, -16, -1, NULL, 0,
-     "sample_rate", "700000", "1 to 655350"},
+     "sample_rate", "700000", "1 to 655340"},
+    {"flac rate odd", AP_RENDITION_FLAC, 0, 96001, 0, 0, 0, -16, -1, NULL, 0,
+     "sample_rate", "96001", "multiple of 10 Hz"},
     {"wav rate negative", AP_RENDITION_WAV, 0, -8000, 0, 0, 0, -16, -1, NULL, 0,
      "sample_rate", "-8000", "1 to 768000"},
     {"mp3 mpeg-2 bitrate", AP_RENDITION_MP3, 192000, 22050, 0, 0, 0, -16, -1,
      NULL, 0, "bitrate", "192000", "32000 to 160000"},
+    {"opus mono bitrate", AP_RENDITION_OPUS, 320000, 0, 1, 0, 0, -16, -1, NULL,
+     0, "bitrate", "320000", "6000 to 256000"},
     {"channels six", AP_RENDITION_AAC, 0, 0, 6, 0, 0, -16, -1, NULL, 0,
      "channels", "6", "0 (source layout), 1 (mono) or 2 (stereo)"},
     {"channels negative", AP_RENDITION_WAV, 0, 0, -1, 0, 0, -16, -1, NULL, 0,
@@ -223,6 +227,8 @@ static void pick_sample_rate_finds_nearest(void **state) {
                    22050);
   assert_int_equal(ap_rendition_pick_sample_rate(opus, 0, 8000, 64000), 48000);
   assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 192000, 0), 192000);
+  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 96001, 0), 96000);
+  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 44101, 0), 44101);
 }
 
 static void derive_name_uses_codec(void **state) {
