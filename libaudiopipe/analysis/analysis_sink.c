@@ -6,6 +6,8 @@
  * block is split at those boundaries), which gives the maxima and the
  * short-term values of the loudness range at ffmpeg's ebur128 rate.
  *
+ * True peak comes from true_peak.c, not from libebur128.
+ *
  * Inputs below 44.1 kHz are resampled to 48 kHz for libebur128 only.
  * libebur128 derives the K-weighting filter for the source rate with the
  * bilinear transform, whose frequency warping near Nyquist lifts the
@@ -26,6 +28,7 @@
 #include "analysis/analysis_internal.h"
 #include "analysis/analysis_sink.h"
 #include "analysis/loudness_range.h"
+#include "analysis/true_peak.h"
 #include "core/error_internal.h"
 #include "process/sink.h"
 
@@ -53,11 +56,12 @@ typedef struct analysis_sink {
   ap_analysis_settings_t settings;
   ap_stream_format_t format;
 
-  ebur128_state *state;     /* NULL unless loudness or true peak */
-  int measurement_rate;     /* the rate libebur128 sees, Hz */
-  SwrContext *resampler;    /* NULL when measuring at the source rate */
-  float *interleaved;       /* frames for libebur128, interleaved */
-  int interleaved_capacity; /* in frames */
+  ebur128_state *state;            /* NULL unless loudness */
+  ap_true_peak_meter_t *true_peak; /* NULL unless true peak */
+  int measurement_rate;            /* the rate libebur128 sees, Hz */
+  SwrContext *resampler;           /* NULL when measuring at the source rate */
+  float *interleaved;              /* frames for libebur128, interleaved */
+  int interleaved_capacity;        /* in frames */
   ap_loudness_range_t *range;
   int64_t step_frames; /* frames in 100 ms at measurement_rate */
   int64_t frames_since_step;
@@ -185,7 +189,11 @@ static ap_status_t analysis_start(ap_sink_t *base,
             EBUR128_MODE_HISTOGRAM;
   }
   if (has_flag(analyses, AP_ANALYZE_TRUE_PEAK)) {
-    mode |= EBUR128_MODE_TRUE_PEAK;
+    ap_status_t status = ap_true_peak_meter_create(
+        format->channels, format->sample_rate, &sink->true_peak, error);
+    if (status != AP_OK) {
+      return status;
+    }
   }
 
   sink->measurement_rate = format->sample_rate;
@@ -424,6 +432,13 @@ static ap_status_t analysis_write(ap_sink_t *base, const float *const *planes,
       return status;
     }
   }
+  if (sink->true_peak) {
+    ap_status_t status =
+        ap_true_peak_meter_write(sink->true_peak, planes, frames, error);
+    if (status != AP_OK) {
+      return status;
+    }
+  }
 
   sink->frames += frames;
   return AP_OK;
@@ -471,7 +486,7 @@ static ap_status_t analysis_finish(ap_sink_t *base, ap_error_t *error) {
   ap_analysis_t *measured = &sink->measured;
   unsigned analyses = sink->settings.analyses;
 
-  if (sink->resampler) {
+  if (sink->resampler && sink->state) {
     ap_status_t status = feed_resampled(sink, NULL, 0, error);
     if (status != AP_OK) {
       return status;
@@ -487,17 +502,13 @@ static ap_status_t analysis_finish(ap_sink_t *base, ap_error_t *error) {
     finish_loudness(sink, measured);
   }
 
-  if (has_flag(analyses, AP_ANALYZE_TRUE_PEAK)) {
-    double peak = 0.0;
-    for (int channel = 0; channel < sink->format.channels; channel++) {
-      double channel_peak;
-      if (ebur128_true_peak(sink->state, (unsigned)channel, &channel_peak) ==
-              EBUR128_SUCCESS &&
-          channel_peak > peak) {
-        peak = channel_peak;
-      }
+  if (sink->true_peak) {
+    ap_status_t status = ap_true_peak_meter_finish(sink->true_peak, error);
+    if (status != AP_OK) {
+      return status;
     }
-    measured->true_peak_dbtp = linear_to_db(peak);
+    measured->true_peak_dbtp =
+        linear_to_db(ap_true_peak_meter_peak(sink->true_peak));
   }
 
   if (has_flag(analyses, AP_ANALYZE_LEVELS)) {
@@ -534,6 +545,7 @@ static void analysis_destroy(ap_sink_t *base) {
     ebur128_destroy(&sink->state);
   }
   swr_free(&sink->resampler);
+  ap_true_peak_meter_free(sink->true_peak);
   ap_loudness_range_free(sink->range);
   free(sink->interleaved);
   free(sink);

@@ -1,11 +1,11 @@
 /*
  * The analysis as a sink of decoded audio (see process/sink.h): EBU R128
- * loudness and true peak through libebur128, and sample peak, RMS,
- * clipping and silence from the samples themselves.
+ * loudness through libebur128, true peak by upsampling to 192 kHz, and
+ * sample peak, RMS, clipping and silence from the samples themselves.
  *
  * One sink can measure any subset of the AP_ANALYZE_* analyses, so the
- * pipeline may run true peak (about three quarters of libebur128's cost)
- * in a sink and thread of its own and merge the parts with
+ * pipeline may run true peak (more than half of the analysis cost) in a
+ * sink and thread of its own and merge the parts with
  * ap_analysis_sink_collect. Every analysis sink sets wants_thread.
  */
 #ifndef AP_ANALYSIS_SINK_H
