@@ -10,7 +10,7 @@
 #
 # Usage: clamd-test-server.sh start|stop DIR PORT
 #   start  writes DIR/clamd.conf and DIR/db/, starts clamd in the
-#          background and returns once it answers PING with PONG.
+#          background and returns once it replies PONG to PING.
 #   stop   stops the clamd whose PID is in DIR/clamd.pid and waits for it
 #          to exit. Stopping a clamd that is not running succeeds.
 # StreamMaxLength is 1 MiB so the tests can exceed it cheaply.

@@ -1,10 +1,10 @@
 /*
  * Object storage: where uploaded recordings and their results live. A
- * client uploads straight to the store through a presigned URL; the
+ * client uploads straight to the store through a presigned URL. The
  * default store is a local directory (`objects.uri = file://PATH`) whose
- * presigned URLs audiopipe-httpd serves, so this header gives that server
- * what it needs: open the store, verify a signed request, stream a PUT body
- * into the store, and read an object back for a signed GET.
+ * presigned URLs audiopipe-httpd serves. This header gives that server
+ * what it needs: open the store, verify a signed request, stream a PUT
+ * body into the store, and read an object back for a signed GET.
  *
  * A presigned URL of the file store has the form
  *
@@ -19,8 +19,9 @@
  *   expires \n content type \n content length
  *
  * where the host is that of `public.base_url` in lower case without a
- * default port (80 for http, 443 for https). Changing any of these parts
- * invalidates the URL.
+ * default port (80 for http, 443 for https). The signed path leaves out
+ * any path of `public.base_url`, so a proxy may strip that path. Changing
+ * any of these parts invalidates the URL.
  *
  * Thread-safety: an ap_object_store_t may be used from several threads at
  * once. An ap_object_upload_t belongs to one thread at a time.
@@ -46,13 +47,13 @@ extern "C" {
 /* The path prefix of object URLs, followed by the key. */
 #define AP_OBJECT_URL_PATH_PREFIX "/v1/objects/"
 
-/* Longest lifetime of a presigned URL: 7 days, as for S3 SigV4. */
+/* Maximum lifetime of a presigned URL: 7 days, the limit of S3 SigV4. */
 #define AP_PRESIGN_MAX_EXPIRY_SECONDS 604800
 
-/* Longest object key in bytes. */
+/* Maximum length of an object key in bytes. */
 #define AP_OBJECT_KEY_MAX_LENGTH 512
 
-/* Largest content type stored with an object, NUL included. */
+/* Maximum size of a stored content type, NUL included. */
 #define AP_CONTENT_TYPE_MAX_SIZE 128
 
 typedef struct ap_object_store ap_object_store_t;
@@ -81,9 +82,9 @@ typedef struct ap_object_info {
 
 /*
  * Checks that `key` is a valid object key: 1 to 512 bytes of
- * [A-Za-z0-9._/-], no leading or trailing "/", no empty segment and no
- * segment that starts with "." (so no "." or ".." segments, and names
- * starting with a dot stay reserved for the store's temporary files).
+ * [A-Za-z0-9._/-], with no leading or trailing "/", no empty segment and
+ * no segment that starts with ".". That rules out "." and ".." segments
+ * and keeps names starting with a dot for the store's temporary files.
  * Returns AP_OK or AP_ERR_INVALID_ARGUMENT naming the fault.
  */
 AP_EXPORT ap_status_t ap_object_key_validate(const char *key,
@@ -97,8 +98,8 @@ AP_EXPORT ap_status_t ap_object_store_stat(ap_object_store_t *store,
 
 /*
  * Opens `key` for reading as a seekable ap_io_t whose ap_io_size is the
- * object size. A concurrent overwrite does not change the bytes an open
- * reader sees. AP_ERR_NOT_FOUND when there is no such object. Close the
+ * object size. A concurrent overwrite does not change the bytes that an
+ * open reader returns. AP_ERR_NOT_FOUND when there is no such object. Close the
  * stream with ap_io_close.
  */
 AP_EXPORT ap_status_t ap_object_store_open_read(ap_object_store_t *store,
@@ -132,11 +133,13 @@ AP_EXPORT void ap_signed_request_init(ap_signed_request_t *request);
  * AP_OBJECT_KEY_MAX_LENGTH + 1 bytes) and, for a PUT, the signed length
  * into `*signed_length` (may be NULL; -1 for a GET).
  *
- * Fails with AP_ERR_SIGNATURE when a parameter is missing or malformed,
- * the signature does not match (any part tampered with, wrong method,
- * Host other than the one in public.base_url), the Content-Type header
- * differs from the signed type or the Content-Length header from the
- * signed length; AP_ERR_EXPIRED when the URL is past its expiry;
+ * Fails with AP_ERR_SIGNATURE when:
+ *   - a parameter is missing or malformed;
+ *   - the signature does not match, because a part was tampered with, the
+ *     method differs or the Host is not the one in public.base_url;
+ *   - the Content-Type header differs from the signed type, or the
+ *     Content-Length header from the signed length.
+ * Fails with AP_ERR_EXPIRED when the URL is past its expiry, and with
  * AP_ERR_INVALID_CONFIG when signing.secret or public.base_url is unset or
  * invalid. The signature is compared in constant time. Thread-safe.
  */

@@ -1,11 +1,13 @@
 /*
- * clamd INSTREAM client. The protocol (clamd(8), ClamAV 1.x): send
- * "zINSTREAM\0", then chunks each preceded by its length as a 4-byte
- * big-endian integer, then a zero length; clamd answers one
+ * clamd INSTREAM client. The protocol, as clamd(8) of ClamAV 1.x documents
+ * it: send "zINSTREAM\0", then chunks each preceded by its length as a
+ * 4-byte big-endian integer, then a zero length. clamd replies with one
  * NUL-terminated line: "stream: OK", "stream: <signature> FOUND" or
- * "<reason> ERROR". clamd closes the connection early when the stream
- * passes its StreamMaxLength, so a failed send is followed by an attempt
- * to read that reply before the scan is reported as unavailable.
+ * "<reason> ERROR".
+ *
+ * clamd closes the connection early when the stream passes its
+ * StreamMaxLength, so a failed send is followed by an attempt to read that
+ * reply before the scan is reported as unavailable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -302,11 +304,12 @@ static ap_status_t parse_reply(const clamd_connection_t *connection,
   if (length >= error_length &&
       strcmp(reply + length - error_length, error_suffix) == 0) {
     if (strstr(reply, "size limit exceeded")) {
-      return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_INPUT_TOO_LARGE,
-                          "clamd at %s refused the upload: \"%s\"; raise "
-                          "StreamMaxLength in clamd.conf to at least "
-                          "limits.max_input_bytes",
-                          connection->address, reply);
+      return ap_error_set(
+          error, AP_DOMAIN_STORAGE, AP_ERR_INPUT_TOO_LARGE,
+          "clamd at %s rejected the upload as too large (\"%s\"): raise "
+          "StreamMaxLength in clamd.conf to at least "
+          "limits.max_input_bytes",
+          connection->address, reply);
     }
     return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_UNAVAILABLE,
                         "clamd at %s could not scan the upload: \"%.200s\"; "

@@ -3,12 +3,13 @@
  * ROOT/a/b.wav, its content type an extended attribute of that file.
  *
  * Every path is walked one segment at a time with openat(O_NOFOLLOW) from
- * a descriptor of the root, so a symbolic link planted inside the root
- * (by a bug or an attacker with write access to it) is refused rather
- * than followed out of the root. Writers fill ".tmp-<random>" in the
- * object's directory and rename it over the key once it is complete and
- * fsynced; keys cannot start a segment with ".", so readers and listings
- * never see a temporary file.
+ * a descriptor of the root. A symbolic link planted inside the root, by a
+ * bug or by an attacker with write access to it, is therefore rejected
+ * rather than followed out of the root.
+ *
+ * Writers fill ".tmp-<random>" in the object's directory and rename it
+ * over the key once it is complete and fsynced. Keys cannot start a
+ * segment with ".", so readers and listings never see a temporary file.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,7 +27,7 @@
 #include "core/error_internal.h"
 #include "storage/storage_internal.h"
 
-/* Where an object's content type is kept. */
+/* Extended attribute that stores an object's content type. */
 #define CONTENT_TYPE_ATTRIBUTE "user.audiopipe.content_type"
 
 #define DIRECTORY_MODE 0755
@@ -372,7 +373,7 @@ static int64_t writer_seek(void *user_data, int64_t offset, int whence,
 }
 
 /* Makes the object durable and visible: fsync, rename, fsync of the
- * directory, so after a crash the key holds the old or the new object. */
+ * directory, so after a crash the key names the old or the new object. */
 static int writer_commit(file_writer_t *writer, ap_error_t *error) {
   const char *step = "fsync";
   int failed = fsync(writer->fd) != 0;

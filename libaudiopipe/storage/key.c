@@ -1,8 +1,8 @@
 /*
  * Object keys and listing prefixes. A key is both a URL path and, in the
- * file store, a path under the store's root, so the rules are strict
- * enough that no key can name anything outside the root or collide with
- * the store's own temporary files (which start with ".").
+ * file store, a path under the store's root. The rules are therefore
+ * strict enough that no key can name anything outside the root or collide
+ * with the store's own temporary files, whose names start with ".".
  */
 #include <string.h>
 

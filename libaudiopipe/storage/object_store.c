@@ -1,7 +1,7 @@
 /*
  * The backend-neutral half of the object store: choosing the backend from
  * objects.uri, checking every key, type, length and expiry before a
- * backend sees it, and the streaming upload that audiopipe-httpd feeds
+ * backend receives it, and the streaming upload that audiopipe-httpd feeds
  * with request bodies.
  */
 #include <inttypes.h>

@@ -1,9 +1,9 @@
 /*
- * The object store as the rest of the library sees it: the public calls
+ * The object store as the rest of the library uses it: the public calls
  * of <audiopipe/storage.h> plus writing, deleting, listing and presigning.
  * Each backend (the local directory now, S3 later) fills an
- * ap_object_store_backend_t; these functions validate the key and forward
- * to it, so no backend ever sees an unchecked key.
+ * ap_object_store_backend_t. These functions validate the key before they
+ * forward to it, so no backend ever receives an unchecked key.
  *
  * Thread-safety: every function may be called from several threads on the
  * same store. One ap_output_t or ap_io_t belongs to one thread at a time.

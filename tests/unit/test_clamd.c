@@ -1,9 +1,9 @@
 /*
- * Tests for the clamd INSTREAM client against a real clamd, started by
- * scripts/clamd-test-server.sh as a ctest fixture (StreamMaxLength 1 MiB,
- * signatures Audiopipe.Test.EICAR and Audiopipe.Test.Pattern), plus a
- * second clamd this program starts and stops itself to show that a
- * stopped scanner is an error, never a pass.
+ * Tests for the clamd INSTREAM client against a real clamd. The ctest
+ * fixture starts it with scripts/clamd-test-server.sh (StreamMaxLength
+ * 1 MiB, signatures Audiopipe.Test.EICAR and Audiopipe.Test.Pattern).
+ * This program also starts and stops a second clamd itself, to show that
+ * a stopped scanner is an error and never a pass.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -183,7 +183,7 @@ static void stopped_clamd_is_unavailable(void **state) {
   assert_int_equal(verdict, AP_CLAMD_UNKNOWN);
 }
 
-/* A peer that accepts the connection but never answers: the scan ends
+/* A peer that accepts the connection but never replies: the scan ends
  * with a timeout error instead of waiting forever. */
 static void silent_peer_times_out(void **state) {
   (void)state;

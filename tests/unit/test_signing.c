@@ -624,8 +624,8 @@ static void missing_configuration_reported(void **state) {
   ap_config_free(config);
 }
 
-/* With a base URL that has a path, the URL carries it; the server may
- * see the path with or without it, as a proxy may strip it. */
+/* A base URL's path appears in the presigned URL. The server may receive
+ * the request path with or without it, because a proxy may strip it. */
 static void base_url_path_prefix_kept(void **state) {
   (void)state;
   fixture_t *fixture =

@@ -21,6 +21,7 @@
 
 #include <audiopipe/config.h>
 #include <audiopipe/io.h>
+#include <audiopipe/probe.h>
 #include <audiopipe/storage.h>
 
 #include "storage/object_store.h"
@@ -508,6 +509,36 @@ static void ranged_read_of_tail(void **state) {
   ap_io_close(io);
 }
 
+/* The prober reads case-04.m4a (10.000 s of AAC, 480000 samples at
+ * 48 kHz, moov last) straight from the store's reader, seeking to the
+ * tail for moov. */
+static void probe_reads_moov_through_store(void **state) {
+  fixture_t *fixture = *state;
+  ap_io_t *source = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(
+      ap_io_open_file(AP_TEST_DATA_DIR "/cases/case-04.m4a", &source, &error),
+      AP_OK);
+  assert_int_equal(ap_object_store_put_from_io(fixture->store, "case-04.m4a",
+                                               "audio/mp4", source, &error),
+                   AP_OK);
+  ap_io_close(source);
+
+  ap_io_t *io = NULL;
+  assert_int_equal(
+      ap_object_store_open_read(fixture->store, "case-04.m4a", &io, &error),
+      AP_OK);
+  ap_media_info_t *info = NULL;
+  ap_status_t status = ap_probe(io, NULL, &info, &error);
+  if (status != AP_OK) {
+    fail_msg("probe through the store failed: %s", error.message);
+  }
+  assert_true(ap_media_info_duration(info) > 9.99);
+  assert_true(ap_media_info_duration(info) < 10.03);
+  ap_media_info_free(info);
+  ap_io_close(io);
+}
+
 /* ---- Delete and list ------------------------------------------------- */
 
 static void delete_is_idempotent(void **state) {
@@ -778,6 +809,7 @@ int main(void) {
       STORE_TEST(content_type_checked_and_defaulted),
       STORE_TEST(stat_reports_size_type_time),
       STORE_TEST(ranged_read_of_tail),
+      STORE_TEST(probe_reads_moov_through_store),
       STORE_TEST(delete_is_idempotent),
       STORE_TEST(list_by_prefix),
       STORE_TEST(upload_exact_body_commits),
