@@ -24,6 +24,7 @@
 #include <sndfile.h>
 
 #include <audiopipe/io.h>
+#include <audiopipe/probe.h>
 #include <audiopipe/rendition.h>
 
 #include "rendition/rendition_sink.h"
@@ -1086,6 +1087,43 @@ static void parallel_sinks_match_sequential(void **state) {
   audio_free(&source);
 }
 
+/* The library's own probe reads the gapless signalling of every output:
+ * the Opus pre-skip and end granule, the LAME tag, the M4A edit list, the
+ * FLAC STREAMINFO and the WAV sizes, so each reports the source length. */
+static void probe_reads_rendition_length(void **state) {
+  (void)state;
+  audio_t source = {0};
+  load_sndfile(recording_path, &source);
+  const ap_rendition_codec_t codecs[] = {AP_RENDITION_OPUS, AP_RENDITION_MP3,
+                                         AP_RENDITION_AAC, AP_RENDITION_FLAC,
+                                         AP_RENDITION_WAV};
+  for (size_t i = 0; i < 5; i++) {
+    encoded_t encoded;
+    ap_rendition_spec_t spec = make_spec(codecs[i], 0);
+    encode_audio(&spec, 0.0, &source, &encoded);
+
+    char path[512];
+    write_temporary(&encoded, path, sizeof path);
+    ap_media_info_t *info = NULL;
+    ap_error_t error = {0};
+    ap_status_t status = ap_probe_file(path, NULL, &info, &error);
+    unlink(path);
+    if (status != AP_OK) {
+      fail_msg("probing the %s rendition failed: %s",
+               ap_rendition_codec_name(codecs[i]), error.message);
+    }
+    print_message("%s: %lld frames by %s\n", ap_rendition_codec_name(codecs[i]),
+                  (long long)ap_media_info_duration_frames(info),
+                  ap_duration_method_name(ap_media_info_duration_method(info)));
+    assert_int_equal(ap_media_info_sample_rate(info), 48000);
+    assert_int_equal(ap_media_info_channels(info), 2);
+    assert_int_equal(ap_media_info_duration_frames(info), source.frames);
+    ap_media_info_free(info);
+    free(encoded.data);
+  }
+  audio_free(&source);
+}
+
 static void sink_rejects_invalid_spec(void **state) {
   (void)state;
   ap_output_t *output = NULL;
@@ -1135,6 +1173,7 @@ int main(void) {
       cmocka_unit_test(surround_mix_uses_itu_coefficients),
       cmocka_unit_test(surround_source_becomes_stereo),
       cmocka_unit_test(parallel_sinks_match_sequential),
+      cmocka_unit_test(probe_reads_rendition_length),
       cmocka_unit_test(sink_rejects_invalid_spec),
   };
   return cmocka_run_group_tests(tests, convert_recording, remove_recording);
