@@ -49,8 +49,8 @@ typedef struct ap_context ap_context_t;
 /*
  * Opens the backends named by `config` (which is copied and may be freed
  * afterwards) and stores a new context in `*out`. When metadata.auto_migrate
- * is true (the default) missing migrations are applied first; when false,
- * a database older than AP_SCHEMA_VERSION stays as it is and
+ * is true (the default), missing migrations are applied first. When it is
+ * false, a database older than AP_SCHEMA_VERSION stays as it is, and
  * ap_context_check_ready reports it until ap_context_migrate runs.
  *
  * Fails with AP_ERR_INVALID_CONFIG when signing.secret
@@ -82,7 +82,7 @@ AP_EXPORT ap_status_t ap_context_schema_version(ap_context_t *context,
 
 /*
  * Runs a trivial query on each backend, for a readiness probe. Fails with
- * AP_ERR_UNAVAILABLE naming the backend that did not answer, or with
+ * AP_ERR_UNAVAILABLE naming the backend that failed, or with
  * AP_ERR_CONFLICT when the schema is older than AP_SCHEMA_VERSION.
  */
 AP_EXPORT ap_status_t ap_context_check_ready(ap_context_t *context,

@@ -60,7 +60,7 @@ AP_EXPORT int ap_job_state_is_terminal(ap_job_state_t state);
 /* Default of max_attempts when the enqueue options leave it 0. */
 #define AP_JOB_DEFAULT_MAX_ATTEMPTS 3
 
-/* Longest claim token, including the NUL. */
+/* Maximum size of a claim token, including the NUL. */
 #define AP_JOB_TOKEN_SIZE 33
 
 typedef struct ap_job ap_job_t;
@@ -106,7 +106,9 @@ AP_EXPORT ap_status_t ap_job_claim(ap_context_t *context, const char *worker_id,
  * Extends the lease of a running job to now + lease_ms. AP_ERR_LEASE_LOST
  * when `token` is not the current claim token (the lease expired and the
  * job was re-queued, claimed by another worker, or cancelled): the caller
- * must then stop working on the job and discard its output.
+ * must then stop working on the job and discard its output. A lease that
+ * expired but has not been reaped yet can still be renewed, because no
+ * other worker holds it.
  */
 AP_EXPORT ap_status_t ap_job_heartbeat(ap_context_t *context,
                                        const char *job_id, const char *token,

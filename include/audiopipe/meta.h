@@ -29,7 +29,7 @@ extern "C" {
 #define AP_ID_LENGTH 26
 #define AP_ID_SIZE 27
 
-/* Longest owner string accepted, in bytes. */
+/* Maximum length of an owner string, in bytes. */
 #define AP_OWNER_MAX_BYTES 256
 
 /*
@@ -97,7 +97,7 @@ AP_EXPORT int ap_asset_error_code(const ap_asset_t *asset);
 AP_EXPORT const char *ap_asset_error_message(const ap_asset_t *asset);
 AP_EXPORT int64_t ap_asset_created_at_ms(const ap_asset_t *asset);
 AP_EXPORT int64_t ap_asset_updated_at_ms(const ap_asset_t *asset);
-/* Schema version of the database the snapshot was read from. */
+/* Schema version the asset's row was written with. */
 AP_EXPORT int ap_asset_schema_version(const ap_asset_t *asset);
 
 /* Renditions, in name order ("mp3_128k", "opus_64k"). */

@@ -30,7 +30,7 @@
 extern "C" {
 #endif
 
-/* Longest file name accepted, in bytes of UTF-8. */
+/* Maximum length of a file name, in bytes of UTF-8. */
 #define AP_UPLOAD_FILENAME_MAX_BYTES 255
 
 /* Longest presigned URL lifetime uploads.url_ttl accepts: 7 days, in ms. */
@@ -114,8 +114,10 @@ AP_EXPORT ap_status_t ap_upload_ticket_to_json(const ap_upload_ticket_t *ticket,
  * when uploads.clamd_address is set, and AP_ERR_UNAVAILABLE when the
  * scanner cannot be reached (retry later: an unscanned object is never
  * accepted). Every rejection of the bytes deletes the object and marks the
- * upload rejected with the code; AP_ERR_UNAVAILABLE, AP_ERR_IO and
- * metadata errors leave the upload pending so the call can be retried.
+ * upload rejected with the code (AP_ERR_EXPIRED marks it expired).
+ * AP_ERR_OBJECT_MISSING, retryable errors (AP_ERR_UNAVAILABLE, AP_ERR_IO)
+ * and metadata errors leave the upload pending, so the client can still
+ * PUT the file or the call can be retried.
  */
 AP_EXPORT ap_status_t ap_upload_complete(ap_context_t *context,
                                          const char *owner,

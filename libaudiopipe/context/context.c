@@ -224,8 +224,8 @@ ap_status_t ap_context_check_ready(ap_context_t *context, ap_error_t *error) {
                         version, AP_SCHEMA_VERSION);
   }
 
-  /* A missing key is the trivial query: any answer but an error proves
-   * the object store is reachable. */
+  /* A stat of a key that does not exist is the trivial query: any result
+   * but an error proves the object store is reachable. */
   ap_object_info_t info;
   ap_error_t cause;
   ap_error_clear(&cause);

@@ -14,7 +14,7 @@
 #include "core/error_internal.h"
 #include "meta/meta_internal.h"
 
-/* Longest stage name stored, in bytes; matches ap_job_event_t.stage. */
+/* Maximum stage name length stored, in bytes, as in ap_job_event_t. */
 #define MAX_STAGE_BYTES 63
 
 ap_job_t *ap_job_alloc(void) { return calloc(1, sizeof(ap_job_t)); }

@@ -2,7 +2,7 @@
  * The db job queue: jobs as rows of the SQLite metadata store. Every state
  * change is one UPDATE guarded by the state (and, for a worker's reports,
  * the claim token) it expects, so a report from a worker that lost its
- * lease changes nothing and is told AP_ERR_LEASE_LOST.
+ * lease changes nothing and fails with AP_ERR_LEASE_LOST.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +147,7 @@ ap_status_t ap_sqlite_job_enqueue(void *state,
                                   ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   sqlite3 *db = ap_sqlite_acquire(store);
-  ap_status_t status = ap_sqlite_begin(db, error);
+  ap_status_t status = ap_sqlite_begin(store, db, error);
 
   char id[AP_ID_SIZE] = "";
   if (status == AP_OK && options->idempotency_key) {
@@ -161,7 +161,7 @@ ap_status_t ap_sqlite_job_enqueue(void *state,
     status = ap_sqlite_load_job(db, NULL, id, &job, error);
   }
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   }
   ap_sqlite_release(store, db);
 
@@ -339,7 +339,7 @@ ap_status_t ap_sqlite_job_claim(void *state, const char *worker_id,
   }
 
   sqlite3 *db = ap_sqlite_acquire(store);
-  status = ap_sqlite_begin(db, error);
+  status = ap_sqlite_begin(store, db, error);
   int64_t reaped = 0;
   if (status == AP_OK) {
     status = reap_in_transaction(store, db, now_ms, &reaped, error);
@@ -354,7 +354,7 @@ ap_status_t ap_sqlite_job_claim(void *state, const char *worker_id,
     status = ap_sqlite_load_job(db, NULL, id, &job, error);
   }
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   }
   ap_sqlite_release(store, db);
 
@@ -486,7 +486,7 @@ ap_status_t ap_sqlite_job_fail(void *state, const char *id, const char *token,
                                ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   sqlite3 *db = ap_sqlite_acquire(store);
-  ap_status_t status = ap_sqlite_begin(db, error);
+  ap_status_t status = ap_sqlite_begin(store, db, error);
 
   /* Read the attempt count under the write lock to choose the next state. */
   ap_job_t *job = NULL;
@@ -527,7 +527,7 @@ ap_status_t ap_sqlite_job_fail(void *state, const char *id, const char *token,
     sqlite3_finalize(statement);
   }
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   }
   ap_sqlite_release(store, db);
   ap_job_free(job);
@@ -538,7 +538,7 @@ ap_status_t ap_sqlite_job_cancel(void *state, const char *owner, const char *id,
                                  int64_t now_ms, ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   sqlite3 *db = ap_sqlite_acquire(store);
-  ap_status_t status = ap_sqlite_begin(db, error);
+  ap_status_t status = ap_sqlite_begin(store, db, error);
   ap_job_t *job = NULL;
   if (status == AP_OK) {
     status = ap_sqlite_load_job(db, owner, id, &job, error);
@@ -567,7 +567,7 @@ ap_status_t ap_sqlite_job_cancel(void *state, const char *owner, const char *id,
     sqlite3_finalize(statement);
   }
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   }
   ap_sqlite_release(store, db);
   ap_job_free(job);
@@ -578,12 +578,12 @@ ap_status_t ap_sqlite_job_reap(void *state, int64_t now_ms, int64_t *count,
                                ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   sqlite3 *db = ap_sqlite_acquire(store);
-  ap_status_t status = ap_sqlite_begin(db, error);
+  ap_status_t status = ap_sqlite_begin(store, db, error);
   if (status == AP_OK) {
     status = reap_in_transaction(store, db, now_ms, count, error);
   }
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   }
   ap_sqlite_release(store, db);
   return status;

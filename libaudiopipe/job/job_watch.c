@@ -17,7 +17,7 @@ struct ap_job_watch {
   char *owner;
   char *job_id;
   int64_t interval_ms;
-  int has_last; /* `last` holds the previous event */
+  int has_last; /* `last` contains the previous event */
   ap_job_event_t last;
 };
 

@@ -133,8 +133,8 @@ static void add_string(json_object *object, const char *key, const char *text) {
                          text ? json_object_new_string(text) : NULL);
 }
 
-/* Adds stored JSON text as a nested value; text that does not parse (it
- * never should, because it is validated on the way in) becomes null. */
+/* Adds stored JSON text as a nested value. Text that does not parse
+ * becomes null, although writers validate it before storing. */
 static void add_embedded(json_object *object, const char *key,
                          const char *text) {
   json_object_object_add(object, key, text ? json_tokener_parse(text) : NULL);

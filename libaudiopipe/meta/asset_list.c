@@ -147,7 +147,7 @@ ap_status_t ap_asset_list(ap_context_t *context, const char *owner,
   if (!list) {
     return AP_NO_MEMORY(error);
   }
-  /* One row more than the page tells whether another page follows. */
+  /* Reading one row more than the page shows whether another page follows. */
   ap_meta_store_t *meta = ap_context_meta_store(context);
   ap_status_t status = meta->backend->asset_list(
       meta->state, owner, after_created_at_ms, after_id[0] ? after_id : NULL,

@@ -53,7 +53,7 @@ ap_status_t ap_id_generate(char id[AP_ID_SIZE], ap_error_t *error) {
     return status;
   }
 
-  /* Character i holds bits [130 - 5(i+1), 130 - 5i) of the value padded
+  /* Character i contains bits [130 - 5(i+1), 130 - 5i) of the value padded
    * to 130 bits with two leading zeros. */
   for (int i = 0; i < AP_ID_LENGTH; i++) {
     int value = 0;

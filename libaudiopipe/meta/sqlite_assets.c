@@ -221,7 +221,7 @@ ap_status_t ap_sqlite_asset_delete(void *state, const char *owner,
                                    const char *id, ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   sqlite3 *db = ap_sqlite_acquire(store);
-  ap_status_t status = ap_sqlite_begin(db, error);
+  ap_status_t status = ap_sqlite_begin(store, db, error);
   sqlite3_stmt *statement = NULL;
 
   if (status == AP_OK) {
@@ -257,7 +257,7 @@ ap_status_t ap_sqlite_asset_delete(void *state, const char *owner,
   }
 
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   }
   ap_sqlite_release(store, db);
   return status;
@@ -315,7 +315,7 @@ ap_status_t ap_sqlite_asset_put_object(void *state, const char *asset_id,
                                        int64_t now_ms, ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   sqlite3 *db = ap_sqlite_acquire(store);
-  ap_status_t status = ap_sqlite_begin(db, error);
+  ap_status_t status = ap_sqlite_begin(store, db, error);
   sqlite3_stmt *statement = NULL;
 
   /* Touching the asset first turns a deleted asset into NOT_FOUND rather
@@ -355,7 +355,7 @@ ap_status_t ap_sqlite_asset_put_object(void *state, const char *asset_id,
   }
 
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   }
   ap_sqlite_release(store, db);
   return status;

@@ -17,6 +17,13 @@ typedef struct ap_sqlite_store {
   int pool_size;
   pthread_mutex_t mutex;
   pthread_cond_t available;
+  /* Serialises this process's writers before they reach SQLite's lock, so
+   * threads queue on a mutex instead of polling in SQLite's busy handler.
+   * Other processes still meet the database lock and busy_timeout. */
+  pthread_mutex_t write_mutex;
+  /* Per connection: 1 while it holds write_mutex. Only the thread that
+   * borrowed the connection reads or writes its entry. */
+  int *holds_write;
   ap_meta_settings_t settings;
 } ap_sqlite_store_t;
 
@@ -38,11 +45,17 @@ ap_status_t ap_sqlite_error(ap_error_t *error, sqlite3 *db, int rc,
 /* Runs statements without results. */
 ap_status_t ap_sqlite_exec(sqlite3 *db, const char *sql, ap_error_t *error);
 
-/* Starts a write transaction with BEGIN IMMEDIATE, so the write lock is
- * taken (waiting up to busy_timeout) before anything is read. */
-ap_status_t ap_sqlite_begin(sqlite3 *db, ap_error_t *error);
-ap_status_t ap_sqlite_commit(sqlite3 *db, ap_error_t *error);
-void ap_sqlite_rollback(sqlite3 *db);
+/*
+ * Starts a write transaction with BEGIN IMMEDIATE, so the write lock is
+ * taken (waiting up to busy_timeout) before anything is read. The
+ * connection holds the store's write mutex until ap_sqlite_commit,
+ * ap_sqlite_rollback or ap_sqlite_release.
+ */
+ap_status_t ap_sqlite_begin(ap_sqlite_store_t *store, sqlite3 *db,
+                            ap_error_t *error);
+ap_status_t ap_sqlite_commit(ap_sqlite_store_t *store, sqlite3 *db,
+                             ap_error_t *error);
+void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db);
 
 /* Prepares `sql`; AP_OK or an error naming `what`. */
 ap_status_t ap_sqlite_prepare(sqlite3 *db, const char *sql,

@@ -111,8 +111,9 @@ static ap_status_t read_version(sqlite3 *db, int *version, ap_error_t *error) {
 }
 
 /* Applies migration number `number` (1-based) unless it is applied. */
-static ap_status_t apply_migration(sqlite3 *db, int number, ap_error_t *error) {
-  ap_status_t status = ap_sqlite_begin(db, error);
+static ap_status_t apply_migration(ap_sqlite_store_t *store, sqlite3 *db,
+                                   int number, ap_error_t *error) {
+  ap_status_t status = ap_sqlite_begin(store, db, error);
   if (status != AP_OK) {
     return status;
   }
@@ -135,10 +136,10 @@ static ap_status_t apply_migration(sqlite3 *db, int number, ap_error_t *error) {
   }
 
   if (status != AP_OK) {
-    ap_sqlite_rollback(db);
+    ap_sqlite_rollback(store, db);
     return status;
   }
-  return ap_sqlite_commit(db, error);
+  return ap_sqlite_commit(store, db, error);
 }
 
 ap_status_t ap_sqlite_migrate(void *state, int target_version, int *version,
@@ -168,7 +169,7 @@ ap_status_t ap_sqlite_migrate(void *state, int target_version, int *version,
   }
   for (int number = current + 1; status == AP_OK && number <= target_version;
        number++) {
-    status = apply_migration(db, number, error);
+    status = apply_migration(store, db, number, error);
   }
   if (status == AP_OK) {
     status = read_version(db, &current, error);

@@ -51,28 +51,59 @@ ap_status_t ap_sqlite_exec(sqlite3 *db, const char *sql, ap_error_t *error) {
   return AP_OK;
 }
 
-ap_status_t ap_sqlite_begin(sqlite3 *db, ap_error_t *error) {
+/* Returns the entry of holds_write for `db`. */
+static int *write_flag(ap_sqlite_store_t *store, sqlite3 *db) {
+  for (int i = 0; i < store->pool_size; i++) {
+    if (store->connections[i] == db) {
+      return &store->holds_write[i];
+    }
+  }
+  return NULL;
+}
+
+/* Releases the write mutex if `db` holds it. */
+static void release_writer(ap_sqlite_store_t *store, sqlite3 *db) {
+  int *flag = write_flag(store, db);
+  if (flag && *flag) {
+    *flag = 0;
+    pthread_mutex_unlock(&store->write_mutex);
+  }
+}
+
+ap_status_t ap_sqlite_begin(ap_sqlite_store_t *store, sqlite3 *db,
+                            ap_error_t *error) {
+  int *flag = write_flag(store, db);
+  if (!flag) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_INTERNAL,
+                        "BEGIN on a connection outside the pool");
+  }
+  pthread_mutex_lock(&store->write_mutex);
+  *flag = 1;
   int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
+    release_writer(store, db);
     return ap_sqlite_error(error, db, rc, "BEGIN IMMEDIATE");
   }
   return AP_OK;
 }
 
-ap_status_t ap_sqlite_commit(sqlite3 *db, ap_error_t *error) {
+ap_status_t ap_sqlite_commit(ap_sqlite_store_t *store, sqlite3 *db,
+                             ap_error_t *error) {
   int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     ap_status_t status = ap_sqlite_error(error, db, rc, "COMMIT");
-    ap_sqlite_rollback(db);
+    ap_sqlite_rollback(store, db);
     return status;
   }
+  release_writer(store, db);
   return AP_OK;
 }
 
-void ap_sqlite_rollback(sqlite3 *db) {
+void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db) {
   if (!sqlite3_get_autocommit(db)) {
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
   }
+  release_writer(store, db);
 }
 
 ap_status_t ap_sqlite_prepare(sqlite3 *db, const char *sql,
@@ -118,7 +149,7 @@ sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store) {
 }
 
 void ap_sqlite_release(ap_sqlite_store_t *store, sqlite3 *db) {
-  ap_sqlite_rollback(db);
+  ap_sqlite_rollback(store, db);
   pthread_mutex_lock(&store->mutex);
   for (int i = 0; i < store->pool_size; i++) {
     if (store->connections[i] == db) {
@@ -196,7 +227,9 @@ static void sqlite_close(void *state) {
   }
   free(store->connections);
   free(store->in_use);
+  free(store->holds_write);
   pthread_mutex_destroy(&store->mutex);
+  pthread_mutex_destroy(&store->write_mutex);
   pthread_cond_destroy(&store->available);
   free(store->path);
   free(store);
@@ -311,11 +344,14 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
   }
   pthread_mutex_init(&store->mutex, NULL);
   pthread_cond_init(&store->available, NULL);
+  pthread_mutex_init(&store->write_mutex, NULL);
   store->settings = *settings;
   store->path = strdup(path);
   store->connections = calloc((size_t)pool_size, sizeof *store->connections);
   store->in_use = calloc((size_t)pool_size, sizeof *store->in_use);
-  if (!store->path || !store->connections || !store->in_use) {
+  store->holds_write = calloc((size_t)pool_size, sizeof *store->holds_write);
+  if (!store->path || !store->connections || !store->in_use ||
+      !store->holds_write) {
     sqlite_close(store);
     return AP_NO_MEMORY(error);
   }

@@ -204,7 +204,7 @@ ap_status_t ap_sqlite_upload_accept(void *state, const char *upload_id,
                                     ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   sqlite3 *db = ap_sqlite_acquire(store);
-  ap_status_t status = ap_sqlite_begin(db, error);
+  ap_status_t status = ap_sqlite_begin(store, db, error);
 
   /* Re-read the upload under the write lock: a concurrent completion of
    * the same upload may have committed since the caller last looked. */
@@ -231,9 +231,9 @@ ap_status_t ap_sqlite_upload_accept(void *state, const char *upload_id,
     status = ap_sqlite_load_asset(db, NULL, asset_id, &stored, error);
   }
   if (status == AP_OK) {
-    status = ap_sqlite_commit(db, error);
+    status = ap_sqlite_commit(store, db, error);
   } else {
-    ap_sqlite_rollback(db);
+    ap_sqlite_rollback(store, db);
   }
   ap_sqlite_release(store, db);
   ap_upload_record_clear(&upload);

@@ -465,7 +465,7 @@ static ap_status_t complete_record(ap_context_t *context,
   if (status != AP_OK) {
     free(probe_json);
     /* A missing object can still be uploaded, and a retryable failure
-     * (I/O, scanner down) says nothing about the bytes, so both leave the
+     * (I/O, scanner down) proves nothing about the bytes, so both leave the
      * upload pending. */
     if (status == AP_ERR_OBJECT_MISSING || ap_error_is_retryable(status)) {
       return status;
