@@ -26,22 +26,31 @@
 #define LOUDNESS_TOLERANCE 0.1
 #define PEAK_TOLERANCE 0.1
 
-static ap_process_result_t *process_file(const char *path,
-                                         ap_mono_convention_t convention) {
+/* Processes `path` with every analysis; returns NULL and prints the
+ * error when it fails. */
+static ap_process_result_t *try_process_file(const char *path,
+                                             ap_mono_convention_t convention) {
   ap_io_t *input = NULL;
   ap_error_t error = {0};
-  assert_int_equal(ap_io_open_file(path, &input, &error), AP_OK);
-
-  ap_process_options_t options;
-  ap_process_options_init(&options);
-  options.mono_convention = convention;
   ap_process_result_t *result = NULL;
-  ap_status_t status = ap_process(input, &options, &result, &error);
+  ap_status_t status = ap_io_open_file(path, &input, &error);
+  if (status == AP_OK) {
+    ap_process_options_t options;
+    ap_process_options_init(&options);
+    options.mono_convention = convention;
+    status = ap_process(input, &options, &result, &error);
+  }
   if (status != AP_OK) {
     print_message("%s: %s\n", path, error.message);
   }
-  assert_int_equal(status, AP_OK);
   ap_io_close(input);
+  return result;
+}
+
+static ap_process_result_t *process_file(const char *path,
+                                         ap_mono_convention_t convention) {
+  ap_process_result_t *result = try_process_file(path, convention);
+  assert_non_null(result);
   return result;
 }
 
@@ -135,6 +144,7 @@ static void freedesktop_sounds_match_ffmpeg(void **state) {
   }
 
   int checked = 0;
+  int failed = 0;
   struct dirent *entry;
   while ((entry = readdir(directory)) != NULL) {
     size_t length = strlen(entry->d_name);
@@ -144,7 +154,12 @@ static void freedesktop_sounds_match_ffmpeg(void **state) {
     char path[1024];
     snprintf(path, sizeof path, FREEDESKTOP_DIR "/%s", entry->d_name);
 
-    ap_process_result_t *result = process_file(path, AP_LOUDNESS_MONO_SINGLE);
+    ap_process_result_t *result =
+        try_process_file(path, AP_LOUDNESS_MONO_SINGLE);
+    if (!result) {
+      failed++;
+      continue;
+    }
     const ap_media_info_t *info = ap_process_result_media_info(result);
     double seconds = (double)ap_process_result_decoded_frames(result) /
                      ap_media_info_sample_rate(info);
@@ -158,6 +173,7 @@ static void freedesktop_sounds_match_ffmpeg(void **state) {
     checked++;
   }
   closedir(directory);
+  assert_int_equal(failed, 0);
   assert_true(checked >= 10);
 }
 
