@@ -59,7 +59,7 @@ int cli_print_json(const char *json) {
   errno = 0;
   if (fputs(json, stdout) == EOF || fputc('\n', stdout) == EOF ||
       fflush(stdout) == EOF) {
-    fprintf(stderr, "%s: writing standard output failed: %s (io)\n",
+    fprintf(stderr, "%s: writing standard output failed: %s (io_error)\n",
             CLI_PROGRAM, errno != 0 ? strerror(errno) : "write error");
     return CLI_EXIT_OUTPUT;
   }
