@@ -129,7 +129,7 @@ AP_EXPORT int ap_log_key_is_redacted(const char *key);
 
 /*
  * Writes one line. `event` is required; `request_id`, `job_id` and
- * `message_format` may be NULL. `fields` holds `field_count` extra
+ * `message_format` may be NULL. `fields` contains `field_count` extra
  * key/value pairs written after the standard keys; a field that reuses a
  * standard key name is dropped. Lines longer than 16 KiB are cut at a
  * character boundary and marked with "truncated":true.
@@ -142,7 +142,7 @@ AP_EXPORT void ap_log_write(ap_log_level_t level, const char *event,
 
 /*
  * Writes one "log_suppressed" line for every event that has lines dropped
- * by the rate limit and not yet reported, then forgets the counts. Call it
+ * by the rate limit and not yet reported, then resets the counts. Call it
  * at shutdown so the last counts are not lost.
  */
 AP_EXPORT void ap_log_flush_suppressed(void);

@@ -78,7 +78,7 @@ AP_EXPORT ap_status_t ap_metrics_gauge(ap_metrics_t *registry, const char *name,
                                        ap_error_t *error);
 
 /*
- * `buckets` holds `bucket_count` strictly increasing, finite upper bounds
+ * `buckets` contains `bucket_count` strictly increasing, finite upper bounds
  * (the +Inf bucket is implied). Pass NULL and 0 for the latency buckets in
  * seconds: 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10.
  */

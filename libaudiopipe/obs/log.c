@@ -19,7 +19,7 @@
 #include "core/error_internal.h"
 #include "obs/obs_internal.h"
 
-/* Longest line, newline excluded. Longer lines are cut and marked. */
+/* Maximum line length, newline excluded. Longer lines are cut and marked. */
 #define LINE_CAPACITY 16384
 
 /* Room kept at the end of a line for `,"truncated":true}`. */

@@ -1,6 +1,6 @@
 /*
  * CORS: the allowlist of origins from http.cors_origins, the headers of
- * allowed responses, and answers to preflight requests.
+ * allowed responses, and responses to preflight requests.
  */
 #ifndef HTTPD_CORS_H
 #define HTTPD_CORS_H

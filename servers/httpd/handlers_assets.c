@@ -25,8 +25,8 @@
 /* Lifetime of the presigned GET a rendition redirects to, in seconds. */
 #define RENDITION_URL_TTL_S 300
 
-/* Reads the asset of the route's {id} for the request's owner; answers
- * 404 and returns NULL when there is none. */
+/* Reads the asset of the route's {id} for the request's owner. When there
+ * is none, responds 404 and returns NULL. */
 static ap_asset_t *load_asset(httpd_request_t *request,
                               struct MHD_Connection *connection,
                               enum MHD_Result *result) {

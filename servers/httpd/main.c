@@ -149,7 +149,7 @@ static void sleep_ms(int64_t ms) {
   }
 }
 
-/* Waits for SIGTERM or SIGINT, then drains: /healthz answers 503 for the
+/* Waits for SIGTERM or SIGINT, then drains: /healthz returns 503 for the
  * grace period, the listener closes, event streams end, and in-flight
  * requests get up to the drain timeout. */
 static void run_until_signal(httpd_server_t *server, sigset_t *signals) {

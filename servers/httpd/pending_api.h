@@ -6,7 +6,7 @@
  *   ap_context_object_store   the context's object store, so the server
  *                             streams PUTs and GETs into the same store the
  *                             uploads and workers use;
- *   ap_object_store_presign   a presigned GET, for the 302 answer of
+ *   ap_object_store_presign   a presigned GET, for the 302 response of
  *                             GET /v1/assets/{id}/renditions/{name}.
  *
  * TODO: move these into <audiopipe/context.h> and <audiopipe/storage.h>

@@ -55,7 +55,7 @@ size_t httpd_query_count(const httpd_query_t *query, const char *name);
 ap_status_t httpd_parse_limit(const char *text, int default_limit,
                               int max_limit, int *limit, ap_error_t *error);
 
-/* Longest filename and content type the JSON parser keeps (the library
+/* Maximum filename and content type sizes the JSON parser keeps (the library
  * applies the real limits and names the field when they are exceeded). */
 #define HTTPD_FILENAME_SIZE 1024
 #define HTTPD_CONTENT_TYPE_SIZE 256

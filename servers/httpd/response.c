@@ -1,5 +1,5 @@
 /*
- * Building answers: the error-code-to-status table, JSON error bodies and
+ * Building responses: the error-code-to-status table, JSON error bodies and
  * the headers every response carries.
  */
 #include <stdarg.h>
@@ -153,8 +153,8 @@ enum MHD_Result httpd_respond_ap_error(httpd_request_t *request,
                                        const ap_error_t *error) {
   unsigned status = httpd_status_for_code((int)error->code);
   if (status >= 500) {
-    /* Client mistakes are answered, not logged; backend faults are
-     * logged once here with the ids involved. The message comes from the
+    /* Client mistakes get a response but no log line. Backend faults
+     * are logged once here with the ids involved. The message comes from the
      * library, which keeps secrets and file names out of it. */
     ap_log_field_t fields[] = {
         AP_LOG_STRING("route", request->route_template),
@@ -169,7 +169,7 @@ enum MHD_Result httpd_respond_ap_error(httpd_request_t *request,
                              "%s", error->message);
 }
 
-/* Answers an error with one extra header. */
+/* Responds with an error and one extra header. */
 static enum MHD_Result
 respond_error_with_header(httpd_request_t *request,
                           struct MHD_Connection *connection, unsigned status,

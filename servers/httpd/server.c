@@ -129,8 +129,8 @@ static void log_access(httpd_request_t *request, const char *termination) {
   ap_metrics_observe(server->duration_by_route[route ? route->id : 0],
                      duration_s);
 
-  /* The route template stands in for the path, so ids, object keys and
-   * signed query strings never reach the log. */
+  /* The route template replaces the path, so ids, object keys and signed
+   * query strings never reach the log. */
   ap_log_field_t fields[] = {AP_LOG_STRING("method", method),
                              AP_LOG_STRING("route", request->route_template),
                              AP_LOG_INT("status", request->status),
@@ -214,7 +214,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection,
   *socket_context = NULL;
 }
 
-/* Answers a CORS preflight. */
+/* Responds to a CORS preflight. */
 static enum MHD_Result answer_preflight(httpd_request_t *request,
                                         struct MHD_Connection *connection) {
   request->route_template = "preflight";
@@ -238,7 +238,7 @@ static enum MHD_Result answer_preflight(httpd_request_t *request,
 }
 
 /* Authenticates the bearer key and applies its rate limit. Returns 1 when
- * the request may go on; otherwise it has been answered. */
+ * the request may go on; otherwise the response is queued. */
 static int authenticate(httpd_request_t *request,
                         struct MHD_Connection *connection,
                         enum MHD_Result *result) {
@@ -324,7 +324,7 @@ static enum MHD_Result begin_request(httpd_request_t *request,
   return MHD_YES;
 }
 
-/* Appends a chunk of a JSON body, answering 413 past the limit. */
+/* Appends a chunk of a JSON body, or responds 413 past the limit. */
 static enum MHD_Result append_body(httpd_request_t *request,
                                    struct MHD_Connection *connection,
                                    const char *data, size_t size) {
@@ -366,7 +366,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
     return MHD_NO;
   }
   if (request->responded) {
-    /* Answered early (an error before the body ended): drop the rest. */
+    /* Responded early (an error before the body ended): drop the rest. */
     *upload_data_size = 0;
     return MHD_YES;
   }

@@ -1,7 +1,7 @@
 /*
  * The state audiopipe-httpd shares across its files: the server (backends,
  * settings, metrics) and one request in flight, plus the functions the
- * handlers call to answer.
+ * handlers call to respond.
  *
  * Threading: libmicrohttpd runs a pool of threads, each serving many
  * connections through epoll, so no handler may block for long on a
@@ -109,13 +109,13 @@ typedef struct httpd_request {
   _Atomic uint64_t streamed_bytes;
 } httpd_request_t;
 
-/* ---- Answering (response.c) ------------------------------------------ */
+/* ---- Responses (response.c) ------------------------------------------ */
 
 /* Returns the HTTP status for an ap_error_code_t (see docs/http-api.md). */
 unsigned httpd_status_for_code(int code);
 
 /*
- * Queues `response` with `status`, adding the headers every answer
+ * Queues `response` with `status`, adding the headers every response
  * carries (X-Request-Id, CORS, Connection: close while draining), and
  * destroys the caller's reference. Records status and size for the
  * access log. `response` NULL (an allocation failed) closes the
