@@ -9,6 +9,7 @@
  * doubles, and a 64 KiB buffer while the file is written. Nothing else
  * grows with the stream's length.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,10 @@ typedef struct waveform_sink {
   int samples_per_pixel;
 
   /* The open pixel: frames seen so far and its running min and max per
-   * output channel. */
+   * output channel, kept as samples and converted when the pixel closes. */
   int pixel_frames;
-  int16_t *pixel_min;
-  int16_t *pixel_max;
+  float *pixel_min;
+  float *pixel_max;
 
   /* Closed pixels: pixels x output_channels x (min, max). */
   int16_t *values;
@@ -54,13 +55,22 @@ static waveform_sink_t *sink_of(ap_sink_t *sink) {
 /*
  * Converts a decoded sample to the 16-bit integer it came from: a 16-bit
  * source sample s is decoded as exactly s / 32768, so rounding x * 32768
- * restores s. Values beyond full scale are clamped and NaN counts as
- * silence.
+ * (half away from zero, as round() does) restores s. Values beyond full
+ * scale are clamped and NaN counts as silence.
+ *
+ * The conversion never decreases as the sample grows, so the min and max
+ * of the converted values are the converted min and max of the samples.
+ * The sink relies on that to convert two values per pixel, not every
+ * sample.
  */
 static int sample_to_int16(float sample) {
   if (isnan(sample)) {
     return 0;
   }
+
+  /* Truncating scaled + 0.5 equals round(scaled): the product is exact,
+   * the sum is exact unless |scaled| is below 2^-30 (a float has 24
+   * significant bits, a double 53), and for such values both give 0. */
   double scaled = (double)sample * 32768.0;
   if (scaled >= 32767.0) {
     return 32767;
@@ -68,14 +78,14 @@ static int sample_to_int16(float sample) {
   if (scaled <= -32768.0) {
     return -32768;
   }
-  return (int)round(scaled);
+  return scaled >= 0.0 ? (int)(scaled + 0.5) : -(int)(0.5 - scaled);
 }
 
 static void reset_pixel(waveform_sink_t *sink) {
   sink->pixel_frames = 0;
   for (int c = 0; c < sink->output_channels; c++) {
-    sink->pixel_min[c] = INT16_MAX;
-    sink->pixel_max[c] = INT16_MIN;
+    sink->pixel_min[c] = INFINITY;
+    sink->pixel_max[c] = -INFINITY;
   }
 }
 
@@ -132,8 +142,8 @@ static ap_status_t close_pixel(waveform_sink_t *sink, ap_error_t *error) {
   int16_t *pair =
       sink->values + (size_t)sink->pixels * (size_t)sink->output_channels * 2;
   for (int c = 0; c < sink->output_channels; c++) {
-    pair[2 * c] = sink->pixel_min[c];
-    pair[2 * c + 1] = sink->pixel_max[c];
+    pair[2 * c] = (int16_t)sample_to_int16(sink->pixel_min[c]);
+    pair[2 * c + 1] = (int16_t)sample_to_int16(sink->pixel_max[c]);
   }
   sink->pixels++;
   reset_pixel(sink);
@@ -181,8 +191,8 @@ static ap_status_t waveform_start(ap_sink_t *base,
   sink->output_channels = sink->spec.split_channels ? format->channels : 1;
   sink->sample_rate = format->sample_rate;
   sink->samples_per_pixel = samples_per_pixel;
-  sink->pixel_min = calloc((size_t)sink->output_channels, sizeof(int16_t));
-  sink->pixel_max = calloc((size_t)sink->output_channels, sizeof(int16_t));
+  sink->pixel_min = calloc((size_t)sink->output_channels, sizeof(float));
+  sink->pixel_max = calloc((size_t)sink->output_channels, sizeof(float));
   if (!sink->pixel_min || !sink->pixel_max) {
     return AP_NO_MEMORY(error);
   }
@@ -213,26 +223,30 @@ static ap_status_t waveform_start(ap_sink_t *base,
 /* Folds frames [first, first + count) into the open pixel. */
 static void accumulate(waveform_sink_t *sink, const float *const *planes,
                        int first, int count) {
-  if (sink->spec.split_channels) {
+  /* One track per channel, or a mono source: compare the samples
+   * themselves. NaN becomes 0 here so that it counts as silence. */
+  if (sink->spec.split_channels || sink->input_channels == 1) {
     for (int c = 0; c < sink->output_channels; c++) {
       const float *plane = planes[c] + first;
-      int low = sink->pixel_min[c];
-      int high = sink->pixel_max[c];
+      float low = sink->pixel_min[c];
+      float high = sink->pixel_max[c];
       for (int i = 0; i < count; i++) {
-        int value = sample_to_int16(plane[i]);
-        low = value < low ? value : low;
-        high = value > high ? value : high;
+        float sample = isnan(plane[i]) ? 0.0f : plane[i];
+        low = sample < low ? sample : low;
+        high = sample > high ? sample : high;
       }
-      sink->pixel_min[c] = (int16_t)low;
-      sink->pixel_max[c] = (int16_t)high;
+      sink->pixel_min[c] = low;
+      sink->pixel_max[c] = high;
     }
     return;
   }
 
   /* Mono mix: the integer mean of the channels' 16-bit values, truncated
-   * toward zero as audiowaveform computes it. */
-  int low = sink->pixel_min[0];
-  int high = sink->pixel_max[0];
+   * toward zero as audiowaveform computes it. The mean is kept as the
+   * sample it stands for, mean / 32768, which a float holds exactly and
+   * which converts back to the same integer. */
+  int low = INT_MAX;
+  int high = INT_MIN;
   for (int i = 0; i < count; i++) {
     int32_t sum = 0;
     for (int c = 0; c < sink->input_channels; c++) {
@@ -242,8 +256,16 @@ static void accumulate(waveform_sink_t *sink, const float *const *planes,
     low = value < low ? value : low;
     high = value > high ? value : high;
   }
-  sink->pixel_min[0] = (int16_t)low;
-  sink->pixel_max[0] = (int16_t)high;
+  if (count > 0) {
+    float low_sample = (float)low / 32768.0f;
+    float high_sample = (float)high / 32768.0f;
+    if (low_sample < sink->pixel_min[0]) {
+      sink->pixel_min[0] = low_sample;
+    }
+    if (high_sample > sink->pixel_max[0]) {
+      sink->pixel_max[0] = high_sample;
+    }
+  }
 }
 
 static ap_status_t waveform_write(ap_sink_t *base, const float *const *planes,

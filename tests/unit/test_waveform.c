@@ -453,6 +453,61 @@ static void samples_become_int16(void **state) {
   signal_free(&signal);
 }
 
+/* The conversion rule written plainly: round half away from zero, then
+ * clamp, with NaN as 0. */
+static int reference_int16(float sample) {
+  if (isnan(sample)) {
+    return 0;
+  }
+  double scaled = round((double)sample * 32768.0);
+  return scaled > 32767.0 ? 32767 : scaled < -32768.0 ? -32768 : (int)scaled;
+}
+
+static void float_samples_round_half_away(void **state) {
+  (void)state;
+  /* Samples that are not multiples of 1 / 32768 (24-bit and float
+   * sources), halves, tiny values and values beyond full scale. */
+  enum { FRAMES = 60000 };
+  signal_t signal = signal_new(2, FRAMES);
+  uint32_t seed = 99;
+  for (int c = 0; c < 2; c++) {
+    for (int i = 0; i < FRAMES; i++) {
+      seed = seed * 1664525u + 1013904223u;
+      double unit = (double)seed / 4294967296.0 * 2.2 - 1.1;
+      float sample = (float)unit;
+      if (i % 5 == 1) {
+        sample = (float)((int)(unit * 32768.0) + 0.5) / 32768.0f;
+      } else if (i % 5 == 2) {
+        sample = (float)(unit * 1e-9);
+      }
+      signal.planes[c][i] = sample;
+    }
+  }
+
+  for (int split = 0; split <= 1; split++) {
+    ap_waveform_spec_t spec = spec_for(AP_WAVEFORM_DAT, 16, 1, split, NULL);
+    size_t size = 0;
+    unsigned char *bytes = run_sink(&spec, &signal, 48000, 4096, &size);
+    int channels = split ? 2 : 1;
+    assert_int_equal(size, 24 + (size_t)FRAMES * (size_t)channels * 4);
+    for (int i = 0; i < FRAMES; i++) {
+      for (int c = 0; c < channels; c++) {
+        int expected = split ? reference_int16(signal.planes[c][i])
+                             : (reference_int16(signal.planes[0][i]) +
+                                reference_int16(signal.planes[1][i])) /
+                                   2;
+        const unsigned char *pair = bytes + 24 + (i * channels + c) * 4;
+        if (read_i16(pair) != expected || read_i16(pair + 2) != expected) {
+          fail_msg("split %d frame %d channel %d: %d/%d, expected %d", split, i,
+                   c, read_i16(pair), read_i16(pair + 2), expected);
+        }
+      }
+    }
+    free(bytes);
+  }
+  signal_free(&signal);
+}
+
 /* Starts a sink on `format` and returns start's status. */
 static ap_status_t start_with(const ap_waveform_spec_t *spec_template,
                               ap_stream_format_t format, int *samples_per_pixel,
@@ -879,6 +934,7 @@ int main(void) {
       cmocka_unit_test(zero_frames_valid_header),
       cmocka_unit_test(block_boundaries_do_not_matter),
       cmocka_unit_test(samples_become_int16),
+      cmocka_unit_test(float_samples_round_half_away),
       cmocka_unit_test(pixels_per_second_floors),
       cmocka_unit_test(start_rejects_hostile_format),
       cmocka_unit_test(sink_reports_pixels),
