@@ -24,7 +24,7 @@ static int status_is_well_formed(ap_status_t status, const ap_error_t *error) {
 
 static void lower_limits(ap_limits_t *limits) {
   limits->max_decode_seconds = 2.0;
-  limits->max_decoded_samples = 1000000;
+  limits->max_decoded_samples = 250000;
   limits->max_duration_seconds = 600.0;
 }
 

@@ -24,7 +24,7 @@ typedef struct ap_fuzz_outcome {
  * Runs ap_sniff, ap_probe and a short ap_process (every analysis and a
  * .dat waveform written to memory) on `size` bytes at `data`, read
  * through ap_io_open_memory. Limits are lowered so that no single input
- * can decode for long: 2 s of decoding wall clock, one million decoded
+ * can decode for long: 2 s of decoding wall clock, 250 000 decoded
  * samples and 10 minutes of declared audio. Returns 0 when every status
  * is well formed (AP_OK, or a known error code with a message), or -1
  * otherwise.

@@ -90,7 +90,12 @@ print("container / codec:", find(probe, "container"), "/", find(probe, "codec"))
 print("duration:         ", number(find(result, "duration_seconds", "duration"), "s"))
 print("loudness:         ", number(find(result, "integrated_lufs", "integrated_loudness_lufs"), "LUFS"))
 print("true peak:        ", number(find(result, "true_peak_dbtp"), "dBTP"))
-for name in ("waveform.dat", "waveform.json", "rendition.opus", "rendition.mp3"):
+waveforms = result.get("waveforms") or [{}, {}]
+for name, facts in zip(("waveform.dat", "waveform.json"), waveforms):
+    pixels = facts.get("pixels")
+    detail = f", {pixels} pixels" if pixels is not None else ""
+    print(f"{name + ':':18} {size(os.path.join(out, name))}{detail}")
+for name in ("rendition.opus", "rendition.mp3"):
     print(f"{name + ':':18} {size(os.path.join(out, name))}")
 print()
 for name in ("probe.json", "process.json"):
