@@ -53,6 +53,10 @@ extern "C" {
 /* Maximum length of an object key in bytes. */
 #define AP_OBJECT_KEY_MAX_LENGTH 512
 
+/* Maximum length of one "/"-separated segment of a key in bytes: NAME_MAX
+ * of Linux filesystems, because the file store makes each a file name. */
+#define AP_OBJECT_KEY_SEGMENT_MAX_LENGTH 255
+
 /* Maximum size of a stored content type, NUL included. */
 #define AP_CONTENT_TYPE_MAX_SIZE 128
 
@@ -82,9 +86,10 @@ typedef struct ap_object_info {
 
 /*
  * Checks that `key` is a valid object key: 1 to 512 bytes of
- * [A-Za-z0-9._/-], with no leading or trailing "/", no empty segment and
- * no segment that starts with ".". That rules out "." and ".." segments
- * and keeps names starting with a dot for the store's temporary files.
+ * [A-Za-z0-9._/-], with no leading or trailing "/", no empty segment, no
+ * segment over 255 bytes and no segment that starts with ".". That rules
+ * out "." and ".." segments and keeps names starting with a dot for the
+ * store's temporary files.
  * Returns AP_OK or AP_ERR_INVALID_ARGUMENT naming the fault.
  */
 AP_EXPORT ap_status_t ap_object_key_validate(const char *key,

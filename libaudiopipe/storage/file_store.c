@@ -426,6 +426,9 @@ static int writer_close(void *user_data, int failed, ap_error_t *error) {
   return 0;
 }
 
+/* NOTE: a process killed while writing leaves its ".tmp-" file behind.
+ * Nothing removes such files yet; they are invisible to keys and
+ * listings but use disk space. */
 static ap_status_t create_temporary(file_writer_t *writer, ap_error_t *error) {
   for (int attempt = 0; attempt < 8; attempt++) {
     unsigned char random[8];

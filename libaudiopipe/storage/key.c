@@ -45,6 +45,9 @@ static const char *check_segments(const char *text, size_t length,
     if (end > start && text[start] == '.') {
       return "has a segment starting with \".\" (such as \".\" or \"..\")";
     }
+    if (end - start > AP_OBJECT_KEY_SEGMENT_MAX_LENGTH) {
+      return "has a segment longer than 255 bytes";
+    }
     if (last) {
       break;
     }

@@ -126,16 +126,39 @@ static void write_file(const char *path, const char *text) {
   assert_int_equal(fclose(file), 0);
 }
 
+typedef struct collected_keys {
+  int count;
+  size_t longest;
+} collected_keys_t;
+
+static int count_key(void *user_data, const char *key,
+                     const ap_object_info_t *info) {
+  (void)info;
+  collected_keys_t *collected = user_data;
+  collected->count++;
+  if (strlen(key) > collected->longest) {
+    collected->longest = strlen(key);
+  }
+  return 0;
+}
+
 /* ---- Keys ------------------------------------------------------------ */
 
 static void key_validation_table(void **state) {
   (void)state;
+  /* 512 bytes in segments of 255, 254 and 1 bytes: a longest key. */
   char longest[AP_OBJECT_KEY_MAX_LENGTH + 1];
   memset(longest, 'k', AP_OBJECT_KEY_MAX_LENGTH);
+  longest[255] = '/';
+  longest[510] = '/';
   longest[AP_OBJECT_KEY_MAX_LENGTH] = '\0';
   char too_long[AP_OBJECT_KEY_MAX_LENGTH + 2];
-  memset(too_long, 'k', AP_OBJECT_KEY_MAX_LENGTH + 1);
+  memcpy(too_long, longest, AP_OBJECT_KEY_MAX_LENGTH);
+  too_long[AP_OBJECT_KEY_MAX_LENGTH] = 'k';
   too_long[AP_OBJECT_KEY_MAX_LENGTH + 1] = '\0';
+  char long_segment[AP_OBJECT_KEY_SEGMENT_MAX_LENGTH + 2];
+  memset(long_segment, 's', AP_OBJECT_KEY_SEGMENT_MAX_LENGTH + 1);
+  long_segment[AP_OBJECT_KEY_SEGMENT_MAX_LENGTH + 1] = '\0';
 
   const char *good[] = {
       "a",           "uploads/2026/abc.wav",
@@ -151,16 +174,17 @@ static void key_validation_table(void **state) {
   }
 
   const char *evil[] = {
-      "",        "../x",
-      "/abs",    "a//b",
-      "a/./b",   "a/../b",
-      "..",      ".",
-      ".hidden", "a/.tmp-0123456789abcdef",
-      "a/",      "a b",
-      "a\\b",    "a%2e%2e",
-      "a\x01z",  "caf\xc3\xa9",
-      "a?b",     "a#b",
-      "a:b",     too_long,
+      "",           "../x",
+      "/abs",       "a//b",
+      "a/./b",      "a/../b",
+      "..",         ".",
+      ".hidden",    "a/.tmp-0123456789abcdef",
+      "a/",         "a b",
+      "a\\b",       "a%2e%2e",
+      "a\x01z",     "caf\xc3\xa9",
+      "a?b",        "a#b",
+      "a:b",        too_long,
+      long_segment,
   };
   for (size_t i = 0; i < sizeof evil / sizeof evil[0]; i++) {
     ap_error_t error = {0};
@@ -185,6 +209,28 @@ static void key_stops_at_nul_byte(void **state) {
   assert_int_equal(access(path, F_OK), 0);
   snprintf(path, sizeof path, "%s/escaped", fixture->directory);
   assert_int_equal(access(path, F_OK), -1);
+}
+
+/* The longest valid key, with a 255-byte segment, fits the file store. */
+static void longest_key_round_trips(void **state) {
+  fixture_t *fixture = *state;
+  char key[AP_OBJECT_KEY_MAX_LENGTH + 1];
+  memset(key, 'k', AP_OBJECT_KEY_MAX_LENGTH);
+  key[255] = '/';
+  key[510] = '/';
+  key[AP_OBJECT_KEY_MAX_LENGTH] = '\0';
+  put_text(fixture->store, key, "text/plain", "long");
+
+  char text[16];
+  assert_int_equal(read_text(fixture->store, key, text, sizeof text), 4);
+  assert_string_equal(text, "long");
+  collected_keys_t listed = {0};
+  ap_error_t error = {0};
+  assert_int_equal(
+      ap_object_store_list(fixture->store, "", count_key, &listed, &error),
+      AP_OK);
+  assert_int_equal(listed.count, 1);
+  assert_int_equal(listed.longest, AP_OBJECT_KEY_MAX_LENGTH);
 }
 
 static void evil_keys_rejected_by_every_call(void **state) {
@@ -799,6 +845,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(key_validation_table),
       STORE_TEST(key_stops_at_nul_byte),
+      STORE_TEST(longest_key_round_trips),
       STORE_TEST(evil_keys_rejected_by_every_call),
       STORE_TEST(symlink_in_root_not_followed),
       STORE_TEST(listing_skips_links_and_fifos),
