@@ -7,6 +7,12 @@
  *
  * An ap_media_info_t is immutable once returned and may be read from any
  * number of threads.
+ *
+ * FFmpeg logging: the first call into the prober or decoder sets FFmpeg's
+ * log level to AV_LOG_QUIET (once per process, through pthread_once), so
+ * hostile inputs never flood stderr. av_log settings are process-wide: a
+ * host that wants FFmpeg's messages can call av_log_set_level after that
+ * first call, and then sees them for every FFmpeg user in the process.
  */
 #ifndef AUDIOPIPE_PROBE_H
 #define AUDIOPIPE_PROBE_H
@@ -55,10 +61,16 @@ AP_EXPORT void ap_probe_options_init(ap_probe_options_t *options);
 /*
  * Probes `input`, reading from its current position. On success stores a
  * new media info in `*out`, to be freed with ap_media_info_free. `options`
- * may be NULL for the defaults. Fails with AP_ERR_EMPTY_INPUT,
- * AP_ERR_MULTIPART_BODY, AP_ERR_NOT_AUDIO, AP_ERR_UNSUPPORTED_CODEC,
- * AP_ERR_CHANNELS_UNSUPPORTED, AP_ERR_SAMPLE_RATE_UNSUPPORTED,
- * AP_ERR_INPUT_TOO_LARGE, AP_ERR_DURATION_LIMIT or AP_ERR_IO.
+ * may be NULL for the defaults. The format is chosen from the bytes alone.
+ * A forward-only input may be read to its end (to measure a WAV written
+ * to a pipe, or to scan packets), so it cannot be reused afterwards.
+ * Fails with AP_ERR_EMPTY_INPUT, AP_ERR_MULTIPART_BODY, AP_ERR_NOT_AUDIO,
+ * AP_ERR_UNSUPPORTED_CODEC, AP_ERR_CHANNELS_UNSUPPORTED,
+ * AP_ERR_SAMPLE_RATE_UNSUPPORTED, AP_ERR_INPUT_TOO_LARGE,
+ * AP_ERR_DURATION_LIMIT, AP_ERR_DECODE_TIME_LIMIT (max_decode_seconds
+ * also bounds probing), AP_ERR_CORRUPT_INPUT (a known audio signature
+ * whose header cannot be read) or AP_ERR_IO. Thread-safe for distinct
+ * inputs.
  */
 AP_EXPORT ap_status_t ap_probe(ap_io_t *input,
                                const ap_probe_options_t *options,
@@ -76,8 +88,9 @@ AP_EXPORT void ap_media_info_free(ap_media_info_t *info);
  * a negative value where stated) when the property is unknown.
  */
 
-/* Container short name: "wav", "rf64", "mp3", "mp4", "ogg", "webm",
- * "matroska", "flac", "aiff", ... */
+/* Container short name: "wav", "rf64", "bw64", "mp3", "mp4", "ogg",
+ * "webm", "matroska", "flac", "aiff", "aac" (ADTS), "caf", "wavpack",
+ * "au", or the first name FFmpeg gives other demuxers. */
 AP_EXPORT const char *ap_media_info_container(const ap_media_info_t *info);
 /* Codec name as FFmpeg spells it: "mp3", "aac", "opus", "pcm_s24le". */
 AP_EXPORT const char *ap_media_info_codec(const ap_media_info_t *info);
@@ -108,7 +121,10 @@ ap_media_info_duration_method(const ap_media_info_t *info);
 /* Duration the headers claim, in seconds, or a negative value if none. */
 AP_EXPORT double ap_media_info_header_duration(const ap_media_info_t *info);
 /* Encoder delay (priming) and end padding in frames, as signalled by the
- * stream (LAME tag, Opus pre-skip, iTunSMPB, edit list). */
+ * stream (LAME tag, Opus pre-skip, MP4 edit list). For MP3 these are the
+ * LAME tag's own fields; a gapless decoder skips a further 529 samples of
+ * decoder delay at the start and that many fewer at the end, so the
+ * duration is frames x samples per frame - delay - padding. */
 AP_EXPORT int64_t ap_media_info_encoder_delay(const ap_media_info_t *info);
 AP_EXPORT int64_t ap_media_info_encoder_padding(const ap_media_info_t *info);
 /* 1 if the input ends before the headers say it should. */
@@ -162,9 +178,19 @@ typedef enum ap_sniff_result {
 } ap_sniff_result_t;
 
 /*
- * Sniffs a buffer. When the result is AP_SNIFF_AUDIO or AP_SNIFF_NOT_AUDIO,
- * `*kind` (if not NULL) is set to a static short name such as "wav",
- * "mp3", "html", "pdf".
+ * Sniffs a buffer; 4 KiB from the start of an object is enough. `*kind`
+ * (if not NULL) is set to a static short name, or NULL for
+ * AP_SNIFF_EMPTY and AP_SNIFF_UNKNOWN:
+ *   audio: "wav", "rf64", "bw64", "aiff", "id3" (an ID3v2 tag, usually
+ *          before MP3), "mp3", "aac" (ADTS), "flac", "ogg", "webm",
+ *          "matroska", "mp4" (audio-only ISO BMFF brands), "caf",
+ *          "wavpack", "au";
+ *   not audio: "html", "xml", "json", "pdf", "zip", "png", "jpeg", "gif",
+ *          "elf", "pe", "script", "text";
+ *   multipart: "multipart".
+ * An MPEG frame sync counts only when the next frame's header follows
+ * where the first frame ends (if the buffer reaches that far).
+ * Thread-safe.
  */
 AP_EXPORT ap_sniff_result_t ap_sniff(const void *data, size_t size,
                                      const char **kind);

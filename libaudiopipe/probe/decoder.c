@@ -664,8 +664,16 @@ ap_status_t ap_decoder_final_media_info(const ap_decoder_t *decoder,
   if (!info) {
     return AP_NO_MEMORY(error);
   }
+  /* A packet scan counts what the container says, which a decoder may
+   * trim slightly differently, so only a shortfall of more than one
+   * packet's worth marks the input as cut short. */
   int64_t promised = frames_from_header(decoder);
-  if (promised >= 0 && decoder->frames_read < promised) {
+  int64_t tolerance = 0;
+  if (decoder->info->duration_method == AP_DURATION_PACKET_SCAN) {
+    int frame_size = decoder->codec ? decoder->codec->frame_size : 0;
+    tolerance = frame_size > 2048 ? frame_size : 2048;
+  }
+  if (promised >= 0 && decoder->frames_read < promised - tolerance) {
     info->truncated = 1;
   }
   info->duration_frames = decoder->frames_read;

@@ -200,7 +200,10 @@ static ap_status_t generic_scan(ap_decoder_t *decoder, ap_error_t *error) {
   } else if (strcmp(decoder->demuxer->iformat->name, "ogg") == 0 &&
              totals.first_timestamp != INT64_MIN) {
     /* Ogg: timestamps come from granule positions, so the end of the last
-     * packet is the sample count, with end trimming already applied. */
+     * packet is the sample count, with end trimming already applied.
+     * NOTE: FFmpeg 5.1 decodes some short Vorbis files to fewer frames
+     * (43972 of a one-second 44100-frame file): the decoder's count is
+     * then the smaller one. */
     int64_t start = totals.first_timestamp > 0 ? totals.first_timestamp : 0;
     frames = totals.end_timestamp - start;
   } else {
