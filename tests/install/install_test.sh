@@ -2,9 +2,9 @@
 # Packaging test: installs a built tree into a temporary prefix and checks
 # the installed library as its users get it. The examples are built from
 # outside the source tree twice, with pkg-config and with
-# find_package(audiopipe), and run on real case files; the shared library's
-# SONAME, its exported symbols, the pkg-config metadata and static linking
-# are checked too.
+# find_package(audiopipe), and run on real case files. The shared
+# library's SONAME, its exported symbols, the pkg-config metadata and
+# static linking are checked too.
 #
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR WORK_DIR
 # EXTRA_CFLAGS (optional) is added when compiling and linking the examples,
