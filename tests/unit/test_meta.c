@@ -63,9 +63,9 @@ static void insert_asset(ap_context_t *context, const char *owner,
   job.idempotency_key = upload_id;
   ap_asset_t *stored = NULL;
   ap_error_t error = {0};
-  assert_int_equal(meta->backend->upload_accept(meta->state, upload_id,
-                                                &asset, &job, created_at_ms,
-                                                &stored, &error),
+  assert_int_equal(meta->backend->upload_accept(meta->state, upload_id, &asset,
+                                                &job, created_at_ms, &stored,
+                                                &error),
                    AP_OK);
   ap_asset_free(stored);
 }
@@ -89,7 +89,8 @@ static void context_requires_secret(void **state) {
   meta_fixture_t fixture;
   assert_int_equal(meta_fixture_prepare(&fixture), 0);
   assert_int_equal(
-      ap_config_set(fixture.config, "signing.secret", "tinysecret", NULL), AP_OK);
+      ap_config_set(fixture.config, "signing.secret", "tinysecret", NULL),
+      AP_OK);
   ap_context_t *context = NULL;
   ap_error_t error = {0};
   assert_int_equal(ap_context_open(fixture.config, &context, &error),
@@ -111,9 +112,9 @@ static void context_rejects_unknown_backends(void **state) {
                    AP_OK);
   assert_int_equal(ap_context_open(fixture.config, &context, &error),
                    AP_ERR_UNSUPPORTED);
-  assert_int_equal(ap_config_set(fixture.config, "metadata.uri",
-                                 "sqlite://:memory:", NULL),
-                   AP_OK);
+  assert_int_equal(
+      ap_config_set(fixture.config, "metadata.uri", "sqlite://:memory:", NULL),
+      AP_OK);
   assert_int_equal(ap_context_open(fixture.config, &context, &error),
                    AP_ERR_INVALID_CONFIG);
   meta_fixture_close(&fixture);
@@ -125,23 +126,21 @@ static void migrations_are_idempotent(void **state) {
   assert_int_equal(meta_fixture_prepare(&fixture), 0);
   assert_int_equal(meta_fixture_open(&fixture), 0);
   int version = 0;
-  assert_int_equal(
-      ap_context_schema_version(fixture.context, &version, NULL), AP_OK);
+  assert_int_equal(ap_context_schema_version(fixture.context, &version, NULL),
+                   AP_OK);
   assert_int_equal(version, AP_SCHEMA_VERSION);
   assert_int_equal(ap_context_check_ready(fixture.context, NULL), AP_OK);
   ap_context_close(fixture.context);
 
   /* A second open and an explicit migrate change nothing. */
   assert_int_equal(meta_fixture_open(&fixture), 0);
-  assert_int_equal(ap_context_migrate(fixture.context, &version, NULL),
-                   AP_OK);
+  assert_int_equal(ap_context_migrate(fixture.context, &version, NULL), AP_OK);
   assert_int_equal(version, AP_SCHEMA_VERSION);
 
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(fixture.database, &db), SQLITE_OK);
   sqlite3_stmt *statement = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "SELECT COUNT(*) FROM schema_version",
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM schema_version",
                                       -1, &statement, NULL),
                    SQLITE_OK);
   assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
@@ -173,8 +172,7 @@ static void old_schema_is_upgraded(void **state) {
                    AP_ERR_CONFLICT);
   assert_non_null(strstr(error.message, "audiopipe migrate"));
 
-  assert_int_equal(ap_context_migrate(fixture.context, &version, NULL),
-                   AP_OK);
+  assert_int_equal(ap_context_migrate(fixture.context, &version, NULL), AP_OK);
   assert_int_equal(version, AP_SCHEMA_VERSION);
   assert_int_equal(ap_context_check_ready(fixture.context, NULL), AP_OK);
   ap_asset_t *asset = NULL;
@@ -300,8 +298,7 @@ static void tampered_cursor_is_rejected(void **state) {
       AP_ERR_INVALID_ARGUMENT);
 
   assert_int_equal(
-      ap_asset_list(fixture.context, "alice", cursor, 10, &list, NULL),
-      AP_OK);
+      ap_asset_list(fixture.context, "alice", cursor, 10, &list, NULL), AP_OK);
   assert_int_equal(ap_asset_list_count(list), 2);
   assert_null(ap_asset_list_next_cursor(list));
   ap_asset_list_free(list);
@@ -318,8 +315,7 @@ static void other_owner_gets_not_found(void **state) {
 
   ap_asset_t *asset = NULL;
   ap_error_t error = {0};
-  assert_int_equal(ap_asset_get(fixture.context, "mallory", id, &asset,
-                                &error),
+  assert_int_equal(ap_asset_get(fixture.context, "mallory", id, &asset, &error),
                    AP_ERR_NOT_FOUND);
   assert_null(asset);
   assert_int_equal(ap_asset_delete(fixture.context, "mallory", id, &error),
@@ -331,9 +327,8 @@ static void other_owner_gets_not_found(void **state) {
   snprintf(job_id, sizeof job_id, "%s", ap_asset_job_id(asset));
   ap_asset_free(asset);
   ap_job_t *job = NULL;
-  assert_int_equal(
-      ap_job_get(fixture.context, "mallory", job_id, &job, &error),
-      AP_ERR_NOT_FOUND);
+  assert_int_equal(ap_job_get(fixture.context, "mallory", job_id, &job, &error),
+                   AP_ERR_NOT_FOUND);
   assert_int_equal(ap_job_cancel(fixture.context, "mallory", job_id, &error),
                    AP_ERR_NOT_FOUND);
   meta_fixture_close(&fixture);
@@ -367,8 +362,7 @@ static void delete_cancels_jobs(void **state) {
   ap_free(json);
   ap_asset_free(asset);
 
-  assert_int_equal(ap_asset_delete(fixture.context, "alice", id, NULL),
-                   AP_OK);
+  assert_int_equal(ap_asset_delete(fixture.context, "alice", id, NULL), AP_OK);
   assert_int_equal(ap_asset_get(fixture.context, "alice", id, &asset, NULL),
                    AP_ERR_NOT_FOUND);
   ap_job_t *job = NULL;

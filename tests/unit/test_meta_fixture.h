@@ -41,8 +41,7 @@ static inline int meta_fixture_prepare(meta_fixture_t *fixture) {
   int failed = ap_config_set(fixture->config, "metadata.uri", uri, NULL);
   snprintf(uri, sizeof uri, "file://%s/objects", fixture->directory);
   failed |= ap_config_set(fixture->config, "objects.uri", uri, NULL);
-  failed |=
-      ap_config_set(fixture->config, "signing.secret", TEST_SECRET, NULL);
+  failed |= ap_config_set(fixture->config, "signing.secret", TEST_SECRET, NULL);
   failed |= ap_config_set(fixture->config, "public.base_url",
                           "http://127.0.0.1:8080", NULL);
   failed |= ap_config_set(fixture->config, "jobs.retry_base", "0ms", NULL);

@@ -54,8 +54,7 @@ static ap_upload_ticket_t *create(ap_context_t *context, const char *owner,
   request.content_type = "audio/wav";
   ap_upload_ticket_t *ticket = NULL;
   ap_error_t error = {0};
-  assert_int_equal(ap_upload_create(context, &request, &ticket, &error),
-                   AP_OK);
+  assert_int_equal(ap_upload_create(context, &request, &ticket, &error), AP_OK);
   return ticket;
 }
 
@@ -66,11 +65,11 @@ static void put_file(ap_context_t *context, const ap_upload_ticket_t *ticket,
   ap_io_t *input = NULL;
   assert_int_equal(ap_io_open_file(path, &input, NULL), AP_OK);
   ap_error_t error = {0};
-  assert_int_equal(ap_object_store_put_from_io(
-                       ap_context_object_store(context),
-                       ap_upload_ticket_object_key(ticket), "audio/wav",
-                       input, &error),
-                   AP_OK);
+  assert_int_equal(
+      ap_object_store_put_from_io(ap_context_object_store(context),
+                                  ap_upload_ticket_object_key(ticket),
+                                  "audio/wav", input, &error),
+      AP_OK);
   ap_io_close(input);
 }
 
@@ -121,8 +120,12 @@ static void create_validates_fields(void **state) {
   request.owner = "";
   expect_request_error(context, &request, AP_ERR_INVALID_ARGUMENT, "owner");
 
-  const char *bad_names[] = {"", "a/b.wav", "a\\b.wav", "tab\there.wav",
-                             "bad\xff.wav", "over\xc0\xaflong.wav",
+  const char *bad_names[] = {"",
+                             "a/b.wav",
+                             "a\\b.wav",
+                             "tab\there.wav",
+                             "bad\xff.wav",
+                             "over\xc0\xaflong.wav",
                              "c1\xc2\x85.wav"};
   for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
     request = good;
@@ -135,8 +138,7 @@ static void create_validates_fields(void **state) {
   long_name[256] = '\0';
   request = good;
   request.filename = long_name;
-  expect_request_error(context, &request, AP_ERR_INVALID_FILENAME,
-                       "filename");
+  expect_request_error(context, &request, AP_ERR_INVALID_FILENAME, "filename");
   long_name[255] = '\0';
   assert_true(ap_upload_filename_is_valid(long_name, 255));
 
@@ -161,17 +163,15 @@ static void create_validates_fields(void **state) {
   assert_true(ap_id_is_valid(ap_upload_ticket_id(ticket)));
   /* The key never contains the client's file name. */
   assert_null(strstr(ap_upload_ticket_object_key(ticket), "Take"));
-  assert_int_equal(strncmp(ap_upload_ticket_object_key(ticket), "uploads/",
-                           8),
+  assert_int_equal(strncmp(ap_upload_ticket_object_key(ticket), "uploads/", 8),
                    0);
   assert_string_equal(ap_upload_ticket_method(ticket), "PUT");
-  assert_int_equal(strncmp(ap_upload_ticket_url(ticket),
-                           "http://127.0.0.1:8080/", 22),
-                   0);
+  assert_int_equal(
+      strncmp(ap_upload_ticket_url(ticket), "http://127.0.0.1:8080/", 22), 0);
   int content_type_seen = 0;
   for (size_t i = 0; i < ap_upload_ticket_header_count(ticket); i++) {
-    if (strcasecmp(ap_upload_ticket_header_name(ticket, i),
-                   "Content-Type") == 0) {
+    if (strcasecmp(ap_upload_ticket_header_name(ticket, i), "Content-Type") ==
+        0) {
       assert_string_equal(ap_upload_ticket_header_value(ticket, i),
                           "audio/wav");
       content_type_seen = 1;
@@ -377,12 +377,10 @@ static void valid_upload_creates_asset_and_job(void **state) {
 
   ap_job_t *job = NULL;
   assert_int_equal(
-      ap_job_get(context, "alice", ap_asset_job_id(asset), &job, NULL),
-      AP_OK);
+      ap_job_get(context, "alice", ap_asset_job_id(asset), &job, NULL), AP_OK);
   assert_string_equal(ap_job_kind(job), AP_JOB_KIND_PROCESS_ASSET);
   assert_string_equal(ap_job_asset_id(job), ap_asset_id(asset));
-  assert_string_equal(ap_job_idempotency_key(job),
-                      ap_upload_ticket_id(ticket));
+  assert_string_equal(ap_job_idempotency_key(job), ap_upload_ticket_id(ticket));
   ap_job_free(job);
 
   /* Completing again returns the same asset and adds no job. */
@@ -447,11 +445,9 @@ static void cleanup_expires_old_uploads(void **state) {
   expire_upload(&fixture, ap_upload_ticket_id(old_ticket));
 
   int64_t count = 0;
-  assert_int_equal(ap_upload_cleanup_expired(context, 0, &count, NULL),
-                   AP_OK);
+  assert_int_equal(ap_upload_cleanup_expired(context, 0, &count, NULL), AP_OK);
   assert_int_equal(count, 1);
-  assert_false(
-      object_exists(context, ap_upload_ticket_object_key(old_ticket)));
+  assert_false(object_exists(context, ap_upload_ticket_object_key(old_ticket)));
   assert_true(
       object_exists(context, ap_upload_ticket_object_key(fresh_ticket)));
   ap_upload_state_t upload_state = AP_UPLOAD_PENDING;
@@ -460,8 +456,7 @@ static void cleanup_expires_old_uploads(void **state) {
                                        &upload_state, NULL, NULL),
                    AP_OK);
   assert_int_equal(upload_state, AP_UPLOAD_EXPIRED);
-  assert_int_equal(ap_upload_cleanup_expired(context, 0, &count, NULL),
-                   AP_OK);
+  assert_int_equal(ap_upload_cleanup_expired(context, 0, &count, NULL), AP_OK);
   assert_int_equal(count, 0);
   ap_upload_ticket_free(old_ticket);
   ap_upload_ticket_free(fresh_ticket);
