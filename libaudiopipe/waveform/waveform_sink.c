@@ -126,6 +126,9 @@ static ap_status_t reserve_pixels(waveform_sink_t *sink, size_t needed,
 
 /* Appends the open pixel to the array and starts the next one. */
 static ap_status_t close_pixel(waveform_sink_t *sink, ap_error_t *error) {
+  /* NOTE: no test reaches this limit, which takes 17 GB of pixels per
+   * channel; the overflow guards in reserve_pixels are tested only with
+   * small arrays. */
   if (sink->pixels == AP_WAVEFORM_MAX_PIXELS) {
     return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_UNSUPPORTED,
                         "the waveform needs more than %lu pixels at %d "

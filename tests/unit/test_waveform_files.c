@@ -24,6 +24,7 @@
 
 #include <audiopipe/io.h>
 #include <audiopipe/limits.h>
+#include <audiopipe/process.h>
 #include <audiopipe/waveform.h>
 
 #include "probe/decoder.h"
@@ -503,6 +504,78 @@ static void json_matches_libsndfile(void **state) {
   free(audio.samples);
 }
 
+static void process_writes_waveforms(void **state) {
+  (void)state;
+  const char *path = AP_TEST_DATA_DIR "/cases/case-21.wav";
+  ap_error_t error = {0};
+  const char *temporary = getenv("TMPDIR");
+  if (!temporary || !*temporary) {
+    temporary = "/tmp";
+  }
+  char json_path[512];
+  snprintf(json_path, sizeof json_path, "%s/waveform-process-%ld.json",
+           temporary, (long)getpid());
+
+  /* Two waveforms in one pass: .dat in memory, 8-bit JSON to a file. */
+  ap_output_t *dat_output = NULL;
+  ap_output_t *json_output = NULL;
+  assert_int_equal(ap_output_open_memory(&dat_output, &error), AP_OK);
+  assert_int_equal(ap_output_open_file(json_path, &json_output, &error), AP_OK);
+  ap_waveform_spec_t waveforms[2];
+  waveforms[0] = spec_for(AP_WAVEFORM_DAT, 16, 441, 0, 0);
+  waveforms[0].output = dat_output;
+  waveforms[1] = spec_for(AP_WAVEFORM_JSON, 8, 0, 100, 0);
+  waveforms[1].output = json_output;
+
+  ap_process_options_t options;
+  ap_process_options_init(&options);
+  options.analyses = 0;
+  options.waveforms = waveforms;
+  options.waveform_count = 2;
+  ap_io_t *input = NULL;
+  assert_int_equal(ap_io_open_file(path, &input, &error), AP_OK);
+  ap_process_result_t *result = NULL;
+  if (ap_process(input, &options, &result, &error) != AP_OK) {
+    fail_msg("ap_process failed: %s", error.message);
+  }
+  assert_int_equal(ap_process_result_waveform_count(result), 2);
+  assert_int_equal(ap_process_result_waveform_pixels(result, 0), 100);
+  assert_int_equal(ap_process_result_waveform_samples_per_pixel(result, 0),
+                   441);
+  assert_int_equal(ap_process_result_waveform_pixels(result, 1), 100);
+  assert_int_equal(ap_process_result_waveform_samples_per_pixel(result, 1),
+                   441);
+
+  /* The pass writes what the sink writes on its own. */
+  size_t dat_size = 0;
+  const void *dat = ap_output_memory_data(dat_output, &dat_size);
+  size_t direct_size = 0;
+  unsigned char *direct =
+      build_waveform(path, &waveforms[0], &direct_size, NULL);
+  assert_int_equal(dat_size, direct_size);
+  assert_memory_equal(dat, direct, dat_size);
+  free(direct);
+
+  /* ap_process finished the file output, so it is in place. */
+  json_object *root = json_object_from_file(json_path);
+  assert_non_null(root);
+  assert_int_equal(json_int(root, "bits"), 8);
+  assert_int_equal(json_int(root, "length"), 100);
+  json_object *data = NULL;
+  assert_true(json_object_object_get_ex(root, "data", &data));
+  assert_int_equal(json_object_get_int(json_object_array_get_idx(data, 1)),
+                   127);
+  assert_int_equal(json_object_get_int(json_object_array_get_idx(data, 199)),
+                   0);
+  json_object_put(root);
+
+  ap_process_result_free(result);
+  ap_io_close(input);
+  ap_output_close(dat_output);
+  ap_output_close(json_output);
+  assert_int_equal(unlink(json_path), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(case21_dat_peaks),
@@ -511,6 +584,7 @@ int main(void) {
       cmocka_unit_test(wav_cases_match_libsndfile),
       cmocka_unit_test(freedesktop_sounds_match_libsndfile),
       cmocka_unit_test(json_matches_libsndfile),
+      cmocka_unit_test(process_writes_waveforms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
