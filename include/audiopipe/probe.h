@@ -121,13 +121,13 @@ ap_media_info_duration_method(const ap_media_info_t *info);
 /* Duration the headers claim, in seconds, or a negative value if none. */
 AP_EXPORT double ap_media_info_header_duration(const ap_media_info_t *info);
 /* Encoder delay (priming) and end padding in frames, as signalled by the
- * stream (LAME tag, Opus pre-skip, MP4 edit list). For MP3 these are the
- * LAME tag's own fields; a gapless decoder skips a further 529 samples of
- * decoder delay at the start and that many fewer at the end, so the
- * duration is frames x samples per frame - delay - padding. */
+ * stream (LAME tag, Opus pre-skip, MP4 edit list). For MP3 these are the LAME
+ * tag's own fields. A gapless decoder skips a further 529 samples of decoder
+ * delay at the start and that many fewer at the end, so the duration is frames
+ * x samples per frame - delay - padding. */
 AP_EXPORT int64_t ap_media_info_encoder_delay(const ap_media_info_t *info);
 AP_EXPORT int64_t ap_media_info_encoder_padding(const ap_media_info_t *info);
-/* 1 if the input ends before the headers say it should. */
+/* 1 if the input ends before the headers state it should. */
 AP_EXPORT int ap_media_info_is_truncated(const ap_media_info_t *info);
 /* Size of the input in bytes, or -1 if unknown. */
 AP_EXPORT int64_t ap_media_info_input_bytes(const ap_media_info_t *info);

@@ -61,7 +61,7 @@ ap_status_t ap_byte_source_open(ap_byte_source_t *source, ap_io_t *io,
   }
   source->head_size = (size_t)got;
 
-  /* A short head is the whole input, whatever the size callback said. */
+  /* A short head is the whole input, whatever the size callback returned. */
   if (source->head_size < AP_BYTE_SOURCE_HEAD_BYTES) {
     source->size = (int64_t)source->head_size;
   }

@@ -82,8 +82,8 @@ int64_t ap_byte_source_read_at(ap_byte_source_t *source, int64_t offset,
 ap_status_t ap_byte_source_rewind(ap_byte_source_t *source, ap_error_t *error);
 
 /*
- * Creates an AVIOContext that reads `source` from offset 0. The context
- * seeks (and answers AVSEEK_SIZE) only when the source is seekable.
+ * Creates an AVIOContext that reads `source` from offset 0. The context seeks
+ * (and returns the size for AVSEEK_SIZE) only when the source is seekable.
  * Release it with ap_avio_close. NULL when out of memory.
  */
 AVIOContext *ap_avio_open(ap_byte_source_t *source);

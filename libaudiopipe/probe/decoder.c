@@ -1,9 +1,7 @@
 /*
- * The decoder: sniffs the input, reads the headers whose sizes the library
- * trusts more than FFmpeg's estimates, checks the limits, opens the
- * demuxer and decoder through the AVIOContext bridge, establishes the
- * duration, and yields planar float blocks with encoder delay and padding
- * trimmed.
+ * The decoder's reading side: packets in, planar float blocks out, with
+ * end padding trimmed and the limits checked on every block. Opening is
+ * in decoder_open.c and the duration in duration.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -521,7 +519,9 @@ static int feed_packet(ap_decoder_t *decoder, ap_error_t *error) {
     code = avcodec_send_packet(decoder->codec, decoder->packet);
     av_packet_unref(decoder->packet);
     if (code == AVERROR(EAGAIN)) {
-      return 0; /* cannot happen after receive returned EAGAIN */
+      /* libavcodec returns EAGAIN here only when a frame is waiting, and
+       * the caller receives frames before feeding again. */
+      return 0;
     }
     if (code < 0) {
       decoder->corrupt_packets++;
@@ -618,7 +618,10 @@ double ap_decoder_progress(const ap_decoder_t *decoder) {
   } else if (decoder->format.expected_frames > 0) {
     fraction = (double)decoder->frames_read / decoder->format.expected_frames;
   }
-  return fraction < 0.0 ? 0.0 : fraction > 1.0 ? 1.0 : fraction;
+  if (fraction > 1.0) {
+    fraction = 1.0;
+  }
+  return fraction < 0.0 ? 0.0 : fraction;
 }
 
 int64_t ap_decoder_frames_read(const ap_decoder_t *decoder) {
@@ -664,7 +667,7 @@ ap_status_t ap_decoder_final_media_info(const ap_decoder_t *decoder,
   if (!info) {
     return AP_NO_MEMORY(error);
   }
-  /* A packet scan counts what the container says, which a decoder may
+  /* A packet scan counts what the container states, which a decoder may
    * trim slightly differently, so only a shortfall of more than one
    * packet's worth marks the input as cut short. */
   int64_t promised = frames_from_header(decoder);

@@ -22,9 +22,9 @@ static ap_status_t too_large(int64_t bytes, int64_t limit, ap_error_t *error) {
 }
 
 /*
- * For bytes the sniffer does not know, asks FFmpeg's content probe and
- * accepts only a confident answer: random bytes often contain something
- * that looks like an MPEG frame sync and would otherwise be "decoded".
+ * For bytes the sniffer does not know, runs FFmpeg's content probe and accepts
+ * only a confident score, because random bytes often contain something that
+ * looks like an MPEG frame sync and would otherwise be "decoded".
  */
 static ap_status_t probe_unknown(ap_decoder_t *decoder, ap_error_t *error) {
   size_t size = decoder->source.head_size;
@@ -90,8 +90,8 @@ static ap_status_t read_and_sniff(ap_decoder_t *decoder, ap_io_t *input,
   return AP_OK;
 }
 
-/* Parses the headers the library reads itself, and rejects hostile
- * channel counts and rates before FFmpeg sees them. */
+/* Parses the headers the library reads itself, and rejects hostile channel
+ * counts and rates before FFmpeg reads them. */
 static ap_status_t parse_headers(ap_decoder_t *decoder, ap_error_t *error) {
   ap_status_t status =
       ap_pcm_header_parse(&decoder->source, &decoder->pcm, error);

@@ -365,7 +365,7 @@ static ap_status_t mp4_duration(ap_decoder_t *decoder, ap_error_t *error) {
       av_rescale_q(stream->duration, stream->time_base, sample_base);
   info->header_duration = (double)frames / info->sample_rate;
   /* FFmpeg shifts the primed samples before zero, so the first sample's
-   * timestamp tells the priming the edit list skips. */
+   * timestamp gives the priming the edit list skips. */
   int entries = avformat_index_get_entries_count(stream);
   int64_t start = stream->start_time != AV_NOPTS_VALUE ? stream->start_time : 0;
   const AVIndexEntry *first =

@@ -208,7 +208,7 @@ static const char *iso_audio_brand(const unsigned char *data, size_t size) {
   return NULL;
 }
 
-/* Matroska or WebM, told apart by the EBML DocType in the header. */
+/* Matroska or WebM, as the EBML DocType in the header names it. */
 static const char *ebml_kind(const unsigned char *data, size_t size) {
   size_t limit = size < 64 ? size : 64;
   for (size_t i = 4; i + 6 <= limit; i++) {

@@ -152,7 +152,7 @@ static void decoder_pipe_wav(void **state) {
   ap_decoder_t *decoder = NULL;
   ap_error_t error = {0};
   assert_int_equal(ap_decoder_open(io, NULL, &decoder, &error), AP_OK);
-  /* Nothing tells the length of a pipe before it is read. */
+  /* A pipe's length is unknown before it is read. */
   assert_int_equal(ap_decoder_format(decoder)->expected_frames, -1);
   int64_t frames = 0;
   assert_int_equal(decode_all(decoder, &frames, &error), AP_OK);

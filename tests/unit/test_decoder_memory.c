@@ -17,8 +17,8 @@
 
 #include "probe/decoder.h"
 
-/* Sanitizer builds keep freed memory in quarantine, so resident size
- * says nothing about the decoder there; the decode itself still runs. */
+/* Sanitizer builds keep freed memory in quarantine, so resident size does not
+ * measure the decoder there. The decode itself still runs. */
 #if defined(__SANITIZE_ADDRESS__)
 #define MEASURE_RSS 0
 #else

@@ -35,7 +35,7 @@ static const format_case_t cases[] = {
     {"tone.aiff", "-c:a pcm_s16be", "aiff", "pcm_s16be", 44100, 44100,
      AP_DURATION_HEADER, 0},
     /* FFmpeg 5.1 decodes this file to 43972 frames: it trims 128 more at
-     * the end than the granule positions say. */
+     * the end than the granule positions state. */
     {"tone.ogg", "-c:a libvorbis", "ogg", "vorbis", 44100, 44100,
      AP_DURATION_PACKET_SCAN, 128},
     {"tone.opus", "-c:a libopus", "ogg", "opus", 48000, 48000,
