@@ -13,6 +13,10 @@
  * last partial pixel is kept. 8-bit values are the 16-bit values divided by
  * 256, truncated toward zero. A mono mix is the integer mean of the
  * channels' 16-bit values, as audiowaveform computes it.
+ *
+ * Decoded samples become 16-bit values by rounding x * 32768 half away from
+ * zero and clamping to -32768..32767, which restores a 16-bit source's own
+ * integers. Other sources (24-bit, float, lossy) are rounded the same way.
  */
 #ifndef AUDIOPIPE_WAVEFORM_H
 #define AUDIOPIPE_WAVEFORM_H

@@ -246,8 +246,8 @@ static void accumulate(waveform_sink_t *sink, const float *const *planes,
 
   /* Mono mix: the integer mean of the channels' 16-bit values, truncated
    * toward zero as audiowaveform computes it. The mean is kept as the
-   * sample it stands for, mean / 32768, which a float holds exactly and
-   * which converts back to the same integer. */
+   * sample it stands for, mean / 32768, which is exact in a float and
+   * converts back to the same integer. */
   int low = INT_MAX;
   int high = INT_MIN;
   for (int i = 0; i < count; i++) {

@@ -1,8 +1,8 @@
 /*
  * The waveform builder as a sink of decoded audio (see process/sink.h).
- * It keeps min/max pairs in memory (pixels x output channels x 2 int16
+ * It keeps min/max pairs in memory: pixels x output channels x 2 int16
  * values, so 3 hours of 44.1 kHz audio at 256 samples per pixel needs about
- * 7 MiB for the mono mix) and writes the .dat or JSON file to the spec's
+ * 7 MiB for the mono mix. It writes the .dat or JSON file to the spec's
  * output when the stream finishes.
  */
 #ifndef AP_WAVEFORM_SINK_H

@@ -460,7 +460,13 @@ static int reference_int16(float sample) {
     return 0;
   }
   double scaled = round((double)sample * 32768.0);
-  return scaled > 32767.0 ? 32767 : scaled < -32768.0 ? -32768 : (int)scaled;
+  if (scaled > 32767.0) {
+    return 32767;
+  }
+  if (scaled < -32768.0) {
+    return -32768;
+  }
+  return (int)scaled;
 }
 
 static void float_samples_round_half_away(void **state) {
