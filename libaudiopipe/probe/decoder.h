@@ -21,7 +21,9 @@ typedef struct ap_decoder ap_decoder_t;
  * Sniffs and probes `input` (from its current position) and opens the
  * decoder of its first decodable audio stream. On success the media info
  * is available at once; no samples have been decoded yet. Fails with the
- * errors listed for ap_probe.
+ * errors listed for ap_probe, and with AP_ERR_UNSUPPORTED for an MP4 whose
+ * `moov` follows `mdat` on a forward-only input (its samples are already
+ * behind the read position once the sample tables are known).
  */
 ap_status_t ap_decoder_open(ap_io_t *input, const ap_limits_t *limits,
                             ap_decoder_t **out, ap_error_t *error);

@@ -376,6 +376,18 @@ static ap_status_t mp4_duration(ap_decoder_t *decoder, ap_error_t *error) {
   } else {
     info->encoder_delay = stream->codecpar->initial_padding;
   }
+  /* With `moov` after `mdat`, a forward-only input has passed the media
+   * data by the time the sample tables are known. libavformat can still
+   * seek inside its buffer, so that is what decides. */
+  if (first && !decoder->source.seekable &&
+      !(decoder->flags & AP_DECODER_PROBE_ONLY) &&
+      avio_seek(decoder->demuxer->pb, first->pos, SEEK_SET) < 0) {
+    return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_UNSUPPORTED,
+                        "the MP4's moov box follows its media data, so a "
+                        "forward-only input cannot be decoded: pass a "
+                        "seekable input or remux with -movflags +faststart");
+  }
+
   int frame_size = stream->codecpar->frame_size;
   if (frame_size > 0 && stream->nb_frames > 0) {
     int64_t padding =
@@ -411,7 +423,6 @@ static ap_status_t mp4_duration(ap_decoder_t *decoder, ap_error_t *error) {
   info->duration_frames = frames;
   info->duration_method = AP_DURATION_FRAME_COUNT;
   decoder->frame_limit = frames;
-  (void)error;
   return AP_OK;
 }
 

@@ -170,6 +170,31 @@ static void decoder_pipe_wav(void **state) {
   ap_io_close(io);
 }
 
+static void decoder_pipe_mp4_moov_at_end(void **state) {
+  (void)state;
+  ap_io_t *io = open_pipe_input(CASE("case-04.m4a"));
+  ap_decoder_t *decoder = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(ap_decoder_open(io, NULL, &decoder, &error),
+                   AP_ERR_UNSUPPORTED);
+  assert_null(decoder);
+  assert_non_null(strstr(error.message, "moov"));
+  ap_io_close(io);
+}
+
+static void decoder_pipe_mp4_moov_first(void **state) {
+  (void)state;
+  ap_io_t *io = open_pipe_input(CASE("case-15.mp3"));
+  ap_decoder_t *decoder = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(ap_decoder_open(io, NULL, &decoder, &error), AP_OK);
+  int64_t frames = 0;
+  assert_int_equal(decode_all(decoder, &frames, &error), AP_OK);
+  assert_int_equal(frames, 220500);
+  ap_decoder_close(decoder);
+  ap_io_close(io);
+}
+
 static void decoder_pipe_cut_wav_is_truncated(void **state) {
   (void)state;
   size_t size = 0;
@@ -368,6 +393,8 @@ int main(void) {
       cmocka_unit_test(decoder_rejects_bad_cases),
       cmocka_unit_test(decoder_format_matches_probe),
       cmocka_unit_test(decoder_pipe_wav),
+      cmocka_unit_test(decoder_pipe_mp4_moov_at_end),
+      cmocka_unit_test(decoder_pipe_mp4_moov_first),
       cmocka_unit_test(decoder_pipe_cut_wav_is_truncated),
       cmocka_unit_test(decoder_rewinds_for_second_pass),
       cmocka_unit_test(decoder_progress_reaches_end),
