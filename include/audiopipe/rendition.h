@@ -56,7 +56,9 @@ typedef struct ap_rendition_spec {
   /* Output sample rate in Hz, 0 to keep the source rate. Opus accepts
    * only 0 or 48000 and always encodes at 48 kHz. MP3 and AAC accept the
    * rates of their standards, and from a source rate they do not support
-   * pick the nearest one (MP3 above 160 kb/s only 32, 44.1 or 48 kHz).
+   * pick the nearest one the bit rate allows: MP3 above 64 kb/s skips 8
+   * to 12 kHz, and above 160 kb/s uses only 32, 44.1 or 48 kHz. MP3 at an
+   * explicit rate of 8 to 12 kHz defaults to 64 kb/s, its maximum.
    * FLAC accepts 1 to 655340 Hz (multiples of 10 Hz from 65535 Hz up)
    * and WAV 1 to 768000 Hz. */
   int sample_rate;

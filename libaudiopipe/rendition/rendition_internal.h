@@ -41,13 +41,18 @@ ap_rendition_codec_info(ap_rendition_codec_t codec);
  * `source_rate`) and a bit rate of `bitrate` bits per second: the
  * requested rate when the codec supports it, otherwise the nearest
  * supported rate, preferring the higher one on a tie. FLAC rates from
- * 65535 Hz up are rounded to a multiple of 10 Hz. MP3 above
- * 160 kb/s is limited to the MPEG-1 rates (32, 44.1 and 48 kHz), because
- * MPEG-2 and 2.5 Layer III stop at 160 kb/s.
+ * 65535 Hz up are rounded to a multiple of 10 Hz. MP3 skips rates whose
+ * MPEG version cannot reach `bitrate`: above 64 kb/s no MPEG-2.5 (8 to
+ * 12 kHz), above 160 kb/s only MPEG-1 (32, 44.1 and 48 kHz).
  */
 int ap_rendition_pick_sample_rate(const ap_rendition_codec_info_t *info,
                                   int requested, int source_rate,
                                   int64_t bitrate);
+
+/* Returns the bit rate a lossy spec encodes at in bits per second: its own,
+ * or the codec's default, lowered for MP3 at an explicit MPEG-2.5 rate
+ * (64 kb/s at most). Returns 0 for lossless codecs. */
+int64_t ap_rendition_effective_bitrate(const ap_rendition_spec_t *spec);
 
 /* Writes the name of a rendition into `buffer` (at least
  * AP_RENDITION_NAME_MAX + 1 bytes): the spec's name, or one derived from

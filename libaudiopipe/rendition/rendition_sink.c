@@ -171,8 +171,7 @@ static ap_status_t open_encoder(rendition_sink_t *sink, int sample_rate,
     return AP_NO_MEMORY(error);
   }
   if (sink->info->lossy) {
-    encoder->bit_rate =
-        sink->spec.bitrate ? sink->spec.bitrate : sink->info->default_bitrate;
+    encoder->bit_rate = ap_rendition_effective_bitrate(&sink->spec);
   }
   if (!sink->info->lossy && sink->spec.bits_per_sample == 24) {
     encoder->bits_per_raw_sample = 24;
@@ -384,8 +383,7 @@ static ap_status_t rendition_start(ap_sink_t *base,
     return status;
   }
   choose_output_layout(sink);
-  int64_t bitrate =
-      sink->spec.bitrate ? sink->spec.bitrate : sink->info->default_bitrate;
+  int64_t bitrate = ap_rendition_effective_bitrate(&sink->spec);
   int rate = ap_rendition_pick_sample_rate(sink->info, sink->spec.sample_rate,
                                            format->sample_rate, bitrate);
 

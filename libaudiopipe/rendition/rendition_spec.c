@@ -86,6 +86,31 @@ void ap_rendition_spec_init(ap_rendition_spec_t *spec) {
   spec->true_peak_ceiling_dbtp = -1.0;
 }
 
+/* Highest MP3 bit rate at `sample_rate`: MPEG-1 (32 kHz and up) reaches
+ * 320 kb/s and MPEG-2 (16 to 24 kHz) 160 kb/s. LAME 3.100 caps MPEG-2.5
+ * (8 to 12 kHz) at 64 kb/s without an error, so that cap is checked. */
+static int64_t mp3_max_bitrate(int sample_rate) {
+  if (sample_rate >= 32000) {
+    return 320000;
+  }
+  return sample_rate >= 16000 ? 160000 : 64000;
+}
+
+int64_t ap_rendition_effective_bitrate(const ap_rendition_spec_t *spec) {
+  const ap_rendition_codec_info_t *info = ap_rendition_codec_info(spec->codec);
+  if (!info || !info->lossy) {
+    return 0;
+  }
+  if (spec->bitrate != 0) {
+    return spec->bitrate;
+  }
+  if (spec->codec == AP_RENDITION_MP3 && spec->sample_rate != 0 &&
+      mp3_max_bitrate(spec->sample_rate) < info->default_bitrate) {
+    return mp3_max_bitrate(spec->sample_rate);
+  }
+  return info->default_bitrate;
+}
+
 static int rate_is_listed(const int *rates, int rate) {
   for (size_t i = 0; rates[i] != 0; i++) {
     if (rates[i] == rate) {
@@ -230,14 +255,14 @@ ap_status_t ap_rendition_spec_validate(const ap_rendition_spec_t *spec,
     return status;
   }
 
-  /* MPEG-2 and 2.5 Layer III (below 32 kHz) stop at 160 kb/s. */
   if (spec->codec == AP_RENDITION_MP3 && spec->sample_rate != 0 &&
-      spec->sample_rate < 32000 && spec->bitrate > 160000) {
+      spec->bitrate > mp3_max_bitrate(spec->sample_rate)) {
     return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
                         "rendition bitrate %lld b/s is out of range for mp3 "
-                        "at sample_rate %d Hz: use 32000 to 160000 bits per "
-                        "second below 32 kHz, or a rate of 32000 Hz or more",
-                        (long long)spec->bitrate, spec->sample_rate);
+                        "at sample_rate %d Hz: use 32000 to %lld bits per "
+                        "second at this rate, or a higher sample_rate",
+                        (long long)spec->bitrate, spec->sample_rate,
+                        (long long)mp3_max_bitrate(spec->sample_rate));
   }
 
   if (spec->channels < 0 || spec->channels > 2) {
@@ -303,11 +328,10 @@ int ap_rendition_pick_sample_rate(const ap_rendition_codec_info_t *info,
     return target;
   }
 
-  int mpeg1_only = info->codec == AP_RENDITION_MP3 && bitrate > 160000;
   int best = 0;
   for (size_t i = 0; info->sample_rates[i] != 0; i++) {
     int rate = info->sample_rates[i];
-    if (mpeg1_only && rate < 32000) {
+    if (info->codec == AP_RENDITION_MP3 && bitrate > mp3_max_bitrate(rate)) {
       continue;
     }
     /* The list is ascending, so `<=` keeps the higher rate on a tie. */
@@ -327,8 +351,8 @@ void ap_rendition_derive_name(const ap_rendition_spec_t *spec, char *buffer,
   const ap_rendition_codec_info_t *info = ap_rendition_codec_info(spec->codec);
   const char *codec = info ? info->name : "unknown";
   if (info && info->lossy) {
-    int64_t bitrate = spec->bitrate ? spec->bitrate : info->default_bitrate;
-    snprintf(buffer, size, "%s_%lldk", codec, (long long)(bitrate / 1000));
+    snprintf(buffer, size, "%s_%lldk", codec,
+             (long long)(ap_rendition_effective_bitrate(spec) / 1000));
     return;
   }
   int bits = spec->bits_per_sample ? spec->bits_per_sample : 16;

@@ -878,6 +878,19 @@ static void telephony_file_keeps_duration(void **state) {
   assert_int_equal(decoded.audio.frames, 23078 * 6);
   audio_free(&decoded.audio);
   free(encoded.data);
+
+  /* MP3 at 128 kb/s cannot use 8 kHz (MPEG-2.5 stops at 64 kb/s in
+   * LAME), so the sink picks 16 kHz and keeps the bit rate. */
+  spec = make_spec(AP_RENDITION_MP3, 0);
+  encode_audio(&spec, 0.0, &source, &encoded);
+  decode_encoded(&encoded, &decoded);
+  assert_int_equal(decoded.sample_rate, 16000);
+  double bitrate = decoded_bitrate(&decoded);
+  print_message("mp3 at 16 kHz: %.0f b/s\n", bitrate);
+  assert_true(fabs(bitrate - 128000.0) <= 0.15 * 128000.0);
+  assert_int_equal(decoded.audio.frames, 23078 * 2);
+  audio_free(&decoded.audio);
+  free(encoded.data);
   audio_free(&source);
 }
 

@@ -122,6 +122,8 @@ static const invalid_case_t invalid_cases[] = {
      "sample_rate", "-8000", "1 to 768000"},
     {"mp3 mpeg-2 bitrate", AP_RENDITION_MP3, 192000, 22050, 0, 0, 0, -16, -1,
      NULL, 0, "bitrate", "192000", "32000 to 160000"},
+    {"mp3 mpeg-2.5 bitrate", AP_RENDITION_MP3, 96000, 8000, 0, 0, 0, -16, -1,
+     NULL, 0, "bitrate", "96000", "32000 to 64000"},
     {"opus mono bitrate", AP_RENDITION_OPUS, 320000, 0, 1, 0, 0, -16, -1, NULL,
      0, "bitrate", "320000", "6000 to 256000"},
     {"channels six", AP_RENDITION_AAC, 0, 0, 6, 0, 0, -16, -1, NULL, 0,
@@ -217,9 +219,11 @@ static void pick_sample_rate_finds_nearest(void **state) {
       ap_rendition_codec_info(AP_RENDITION_FLAC);
 
   assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 96000, 128000), 48000);
-  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 128000), 8000);
-  /* 8 kHz at 192 kb/s needs MPEG-1, whose lowest rate is 32 kHz. */
+  /* 8 kHz at 192 kb/s needs MPEG-1, whose lowest rate is 32 kHz, and
+   * 128 kb/s needs MPEG-2, whose lowest rate is 16 kHz. */
   assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 192000), 32000);
+  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 128000), 16000);
+  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 64000), 8000);
   assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 192000, 128000),
                    96000);
   assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 44100, 128000), 44100);
@@ -247,6 +251,11 @@ static void derive_name_uses_codec(void **state) {
   spec.bits_per_sample = 24;
   ap_rendition_derive_name(&spec, name, sizeof name);
   assert_string_equal(name, "flac_24bit");
+  spec.bitrate = 0;
+  spec.codec = AP_RENDITION_MP3;
+  spec.sample_rate = 8000;
+  ap_rendition_derive_name(&spec, name, sizeof name);
+  assert_string_equal(name, "mp3_64k");
   spec.name = "preview";
   ap_rendition_derive_name(&spec, name, sizeof name);
   assert_string_equal(name, "preview");
