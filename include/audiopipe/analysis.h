@@ -44,7 +44,7 @@ typedef enum ap_mono_convention {
  * Integrated loudness in LUFS. Returns 1 and stores the value when it is
  * defined; returns 0 when it is not (the input is shorter than one 400 ms
  * gating block, or every block is below the −70 LUFS absolute gate), and
- * ap_analysis_loudness_undefined_reason then says which.
+ * ap_analysis_loudness_undefined_reason then returns which.
  */
 AP_EXPORT int ap_analysis_integrated_lufs(const ap_analysis_t *analysis,
                                           double *lufs);
@@ -52,15 +52,15 @@ AP_EXPORT int ap_analysis_integrated_lufs(const ap_analysis_t *analysis,
 AP_EXPORT const char *
 ap_analysis_loudness_undefined_reason(const ap_analysis_t *analysis);
 /* Loudness range in LU (EBU Tech 3342) from short-term loudness taken
- * every 100 ms, as ffmpeg's ebur128 filter does; libebur128's
+ * every 100 ms, as ffmpeg's ebur128 filter does. (libebur128's
  * ebur128_loudness_range takes one value a second and reads about 0.2 LU
- * differently. Returns 0 when undefined: less than 3 s of audio, or no
+ * differently.) Returns 0 when undefined: less than 3 s of audio, or no
  * short-term value above the −70 LUFS gate. */
 AP_EXPORT int ap_analysis_loudness_range(const ap_analysis_t *analysis,
                                          double *lu);
 /* Maximum momentary (400 ms) and short-term (3 s) loudness in LUFS,
- * sampled every 100 ms; return 0 when undefined (input shorter than the
- * window, or digital silence). */
+ * sampled every 100 ms. Return 0 when undefined: the input is shorter
+ * than the window, or digitally silent. */
 AP_EXPORT int ap_analysis_max_momentary_lufs(const ap_analysis_t *analysis,
                                              double *lufs);
 AP_EXPORT int ap_analysis_max_short_term_lufs(const ap_analysis_t *analysis,

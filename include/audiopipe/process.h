@@ -1,12 +1,12 @@
 /*
  * Processing: one decode pass over an input that feeds every requested
  * analysis, waveform and rendition. The decoder runs on the calling
- * thread; renditions and analysis run on worker threads when
+ * thread. Renditions and analysis run on worker threads when
  * `max_threads` allows, each reading the same decoded blocks through a
- * bounded queue, so memory does not grow with the input's length and a
- * slow encoder slows the decoder down rather than buffering.
+ * bounded queue. Memory therefore does not grow with the input's length,
+ * and a slow encoder slows the decoder down rather than buffering.
  *
- * When a rendition asks for loudness normalisation, a first pass measures
+ * When a rendition requests loudness normalisation, a first pass measures
  * the analysis (always with loudness and true peak), the decoder seeks
  * back to the start, and a second pass produces the waveforms and the
  * renditions. That needs a seekable input.
@@ -47,17 +47,17 @@ typedef struct ap_process_options {
   size_t waveform_count;
   const ap_rendition_spec_t *renditions; /* array of rendition_count */
   size_t rendition_count;
-  /* Threads in all, counting the calling thread, which decodes: 1 runs
-   * every sink on the calling thread; n > 1 allows n - 1 worker threads
-   * for the analysis and the encoders (sinks share a worker when there
-   * are fewer workers than sinks); 0 picks one worker per rendition plus
-   * one for the analysis, capped at the number of online cores. Waveforms
-   * always run on the calling thread. At most 256. */
+  /* Threads in all, counting the calling thread, which decodes. 1 runs
+   * every sink on the calling thread. n > 1 allows n - 1 worker threads
+   * for the analysis and the encoders, and sinks share a worker when
+   * there are fewer workers than sinks. 0 picks one worker per rendition
+   * plus one for the analysis, capped at the number of online cores.
+   * Waveforms always run on the calling thread. At most 256. */
   int max_threads;
   /* Called on the calling thread only, at most about 20 times a second,
    * with stage "measure" during the first pass of normalisation and
-   * "decode" otherwise; the last call has fraction 1.0. Non-zero cancels
-   * (AP_ERR_CANCELLED) and no output is finished. */
+   * "decode" otherwise. The last call has fraction 1.0. A non-zero return
+   * cancels the operation (AP_ERR_CANCELLED), and no output is finished. */
   ap_progress_fn progress;
   void *progress_user_data;
 } ap_process_options_t;
@@ -80,7 +80,7 @@ typedef struct ap_process_result ap_process_result_t;
  * AP_ERR_CORRUPT_INPUT, AP_ERR_DECODE_TIME_LIMIT, AP_ERR_SAMPLE_BUDGET,
  * AP_ERR_ENCODE, AP_ERR_CANCELLED or AP_ERR_IO; with AP_ERR_INVALID_ARGUMENT
  * naming the field of an invalid option or spec ("rendition 1: ..."); and
- * with AP_ERR_UNSUPPORTED when a rendition asks for normalisation of a
+ * with AP_ERR_UNSUPPORTED when a rendition requests normalisation of a
  * forward-only input. A failure of one sink stops the whole operation and
  * its message starts with the sink ("rendition opus_64k: ...").
  */

@@ -58,7 +58,7 @@ typedef struct analysis_sink {
 
   ebur128_state *state;            /* NULL unless loudness */
   ap_true_peak_meter_t *true_peak; /* NULL unless true peak */
-  int measurement_rate;            /* the rate libebur128 sees, Hz */
+  int measurement_rate;            /* Hz, of the frames fed to libebur128 */
   SwrContext *resampler;           /* NULL when measuring at the source rate */
   float *interleaved;              /* frames for libebur128, interleaved */
   int interleaved_capacity;        /* in frames */

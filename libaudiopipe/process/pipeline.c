@@ -1,8 +1,8 @@
 /*
  * The fan-out of decoded blocks to sinks, inline and on worker threads.
  *
- * One mutex guards every queue, the stop flag and the first error; each
- * worker waits on its own condition variable and the reader waits on
+ * One mutex guards every queue, the stop flag and the first error. Each
+ * worker waits on its own condition variable, and the reader waits on
  * `space` when a queue is full. A block holds one reference per worker
  * and returns to a free list when the last worker releases it, so the
  * number of blocks alive is bounded by the queue capacity.

@@ -55,7 +55,7 @@ typedef struct ap_pipeline_stats {
  * each block to every sink, and finishes every sink. Stops at the first
  * failure of the source or of a sink, or when the progress callback
  * returns non-zero (AP_ERR_CANCELLED), and returns that first error with
- * the sink's label as context; no sink is finished after a failure. The
+ * the sink's label as context. No sink is finished after a failure. The
  * sinks are not destroyed. `stats` may be NULL.
  */
 ap_status_t ap_pipeline_run(const ap_block_source_t *source,

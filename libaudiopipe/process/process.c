@@ -517,7 +517,7 @@ ap_status_t ap_process_tuned(ap_io_t *input,
   if (normalize && !ap_io_is_seekable(input)) {
     return ap_error_set(
         error, AP_DOMAIN_CORE, AP_ERR_UNSUPPORTED,
-        "rendition %zu asks for loudness normalisation, which decodes the "
+        "rendition %zu requests loudness normalisation, which decodes the "
         "input twice, but the input cannot seek: pass a seekable input (a "
         "file or memory buffer) or set normalize to 0",
         first_normalized);

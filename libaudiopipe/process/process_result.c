@@ -257,7 +257,7 @@ static json_object *timings_to_json(const ap_process_result_t *result) {
 }
 
 /* Builds the whole result object; NULL when out of memory or when the
- * media info cannot be serialised (then `error` says why). */
+ * media info cannot be serialised (then `error` describes the failure). */
 static json_object *result_to_json(const ap_process_result_t *result,
                                    ap_error_t *error) {
   json_object *root = json_object_new_object();

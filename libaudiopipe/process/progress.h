@@ -21,8 +21,8 @@ void ap_progress_init(ap_progress_t *progress, ap_progress_fn callback,
 /*
  * Reports `fraction` (clamped to 0..1 and to at least the last value) for
  * `stage`. Unless `force` is set, skips the call when the last one was
- * less than 50 ms ago. Returns the callback's value: non-zero asks to
- * cancel.
+ * less than 50 ms ago. Returns the callback's value: non-zero requests
+ * cancellation.
  */
 int ap_progress_report(ap_progress_t *progress, double fraction,
                        const char *stage, int force);

@@ -1,8 +1,8 @@
 /*
  * Loudness and peaks of real files through ap_process, against ffmpeg's
- * ebur128 filter run on the same file: every case that decodes, the mono
- * conventions on a -23 dBFS sine, a clip shorter than one gating block,
- * and the freedesktop sound theme's Vorbis recordings.
+ * ebur128 filter run on the same file. Covers every case that decodes,
+ * the mono conventions on a -23 dBFS sine, a clip shorter than one gating
+ * block, and the freedesktop sound theme's Vorbis recordings.
  */
 #include <dirent.h>
 #include <setjmp.h>
