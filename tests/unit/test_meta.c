@@ -1,6 +1,6 @@
 /*
- * Tests for the SQLite metadata store: migrations, asset pages and their
- * cursors, owner isolation, and the context's configuration checks.
+ * Tests for the SQLite metadata store: identifiers, migrations, asset
+ * pages and their cursors, owner isolation and deletion.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -82,42 +82,6 @@ static void id_format_is_crockford(void **state) {
   assert_false(ap_id_is_valid("8ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
   assert_false(ap_id_is_valid("0123456789ABCDEFGHJKMNPQRI"));
   assert_false(ap_id_is_valid("0123"));
-}
-
-static void context_requires_secret(void **state) {
-  (void)state;
-  meta_fixture_t fixture;
-  assert_int_equal(meta_fixture_prepare(&fixture), 0);
-  assert_int_equal(
-      ap_config_set(fixture.config, "signing.secret", "tinysecret", NULL),
-      AP_OK);
-  ap_context_t *context = NULL;
-  ap_error_t error = {0};
-  assert_int_equal(ap_context_open(fixture.config, &context, &error),
-                   AP_ERR_INVALID_CONFIG);
-  assert_non_null(strstr(error.message, "AUDIOPIPE_SIGNING_SECRET"));
-  assert_null(strstr(error.message, "tinysecret"));
-  assert_null(context);
-  meta_fixture_close(&fixture);
-}
-
-static void context_rejects_unknown_backends(void **state) {
-  (void)state;
-  meta_fixture_t fixture;
-  assert_int_equal(meta_fixture_prepare(&fixture), 0);
-  ap_context_t *context = NULL;
-  ap_error_t error = {0};
-  assert_int_equal(ap_config_set(fixture.config, "metadata.uri",
-                                 "mongodb://127.0.0.1/audiopipe", NULL),
-                   AP_OK);
-  assert_int_equal(ap_context_open(fixture.config, &context, &error),
-                   AP_ERR_UNSUPPORTED);
-  assert_int_equal(
-      ap_config_set(fixture.config, "metadata.uri", "sqlite://:memory:", NULL),
-      AP_OK);
-  assert_int_equal(ap_context_open(fixture.config, &context, &error),
-                   AP_ERR_INVALID_CONFIG);
-  meta_fixture_close(&fixture);
 }
 
 static void migrations_are_idempotent(void **state) {
@@ -376,8 +340,6 @@ static void delete_cancels_jobs(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(id_format_is_crockford),
-      cmocka_unit_test(context_requires_secret),
-      cmocka_unit_test(context_rejects_unknown_backends),
       cmocka_unit_test(migrations_are_idempotent),
       cmocka_unit_test(old_schema_is_upgraded),
       cmocka_unit_test(pages_cover_equal_timestamps),
