@@ -84,7 +84,10 @@ ap_status_t ap_sqlite_load_job(sqlite3 *db, const char *owner, const char *id,
 ap_status_t ap_sqlite_insert_job(sqlite3 *db,
                                  const ap_job_enqueue_options_t *options,
                                  int64_t now_ms, char *id, ap_error_t *error) {
-  ap_status_t status = ap_id_generate(id, error);
+  ap_status_t status = AP_OK;
+  if (id[0] == '\0') {
+    status = ap_id_generate(id, error);
+  }
   if (status != AP_OK) {
     return status;
   }

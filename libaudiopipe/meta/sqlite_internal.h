@@ -77,8 +77,9 @@ int ap_sqlite_column_copy(sqlite3_stmt *statement, int column, char **out);
 ap_status_t ap_sqlite_read_job(sqlite3_stmt *statement, ap_job_t **out,
                                ap_error_t *error);
 
-/* Inserts a job row in the caller's transaction and stores its id (a
- * buffer of AP_ID_SIZE). A duplicate idempotency key is AP_ERR_CONFLICT. */
+/* Inserts a job row in the caller's transaction. `id` (AP_ID_SIZE bytes)
+ * is the job's id, or "" to have a new one generated and stored there. A
+ * duplicate idempotency key is AP_ERR_CONFLICT. */
 ap_status_t ap_sqlite_insert_job(sqlite3 *db,
                                  const ap_job_enqueue_options_t *options,
                                  int64_t now_ms, char *id, ap_error_t *error);

@@ -178,20 +178,24 @@ static ap_status_t create_asset_and_job(sqlite3 *db, const char *upload_id,
                                         const ap_asset_t *asset,
                                         const ap_job_enqueue_options_t *job,
                                         int64_t now_ms, ap_error_t *error) {
-  /* The job is inserted first so that the asset row carries its id; the
-   * two are committed together, so neither exists without the other. */
+  /* The asset row names its job, so the job's id is chosen first. Both
+   * rows and the upload's new state commit together or not at all. */
   char job_id[AP_ID_SIZE];
-  ap_status_t status = ap_sqlite_insert_job(db, job, now_ms, job_id, error);
+  ap_status_t status = ap_id_generate(job_id, error);
   if (status != AP_OK) {
-    ap_error_prefix(error, "upload %s: creating the processing job", upload_id);
     return status;
   }
-
   ap_asset_t row = *asset;
   row.job_id = job_id;
   status = ap_sqlite_insert_asset(db, &row, error);
   if (status != AP_OK) {
     ap_error_prefix(error, "upload %s", upload_id);
+    return status;
+  }
+
+  status = ap_sqlite_insert_job(db, job, now_ms, job_id, error);
+  if (status != AP_OK) {
+    ap_error_prefix(error, "upload %s: creating the processing job", upload_id);
     return status;
   }
   return mark_completed(db, upload_id, asset->id, now_ms, error);
