@@ -235,6 +235,8 @@ def test_probes(server):
           'route="/healthz",method="GET",status="200"' in text)
     check("metrics has latency histogram",
           "audiopipe_http_request_duration_seconds_bucket" in text)
+    check("metrics has job queue gauges",
+          'audiopipe_jobs{state="queued"}' in text)
 
 
 def test_errors(server):
