@@ -107,6 +107,8 @@ static ap_status_t read_settings(ap_context_t *context, ap_error_t *error) {
 
 static ap_status_t check_queue_uri(const ap_config_t *config,
                                    ap_error_t *error) {
+  /* NOTE: ap_upload_complete writes the job in the asset's transaction,
+   * which only the db queue can join; a Redis queue needs an outbox. */
   const char *queue = ap_config_get(config, "queue.uri");
   if (queue && strcmp(queue, "db") != 0) {
     return ap_error_set(error, AP_DOMAIN_QUEUE, AP_ERR_UNSUPPORTED,

@@ -245,6 +245,10 @@ ap_status_t ap_upload_create(ap_context_t *context,
 static ap_status_t reject_upload(ap_context_t *context,
                                  const ap_upload_record_t *upload, int to_state,
                                  ap_status_t code, ap_error_t *error) {
+  /* NOTE: the object is deleted before the state changes, so if another
+   * call completed the same upload meanwhile (possible only when the two
+   * calls judged the same bytes differently, such as clamd answering one
+   * and not the other) the asset loses its object. */
   ap_error_t cleanup;
   ap_error_clear(&cleanup);
   ap_status_t status = ap_object_store_delete(ap_context_object_store(context),
