@@ -58,7 +58,9 @@ typedef struct ap_rendition_spec {
    * rates of their standards, and from a source rate they do not support
    * pick the nearest one the bit rate allows: MP3 above 64 kb/s skips 8
    * to 12 kHz, and above 160 kb/s uses only 32, 44.1 or 48 kHz. MP3 at an
-   * explicit rate of 8 to 12 kHz defaults to 64 kb/s, its maximum.
+   * explicit rate of 8 to 12 kHz defaults to 64 kb/s, its maximum. AAC
+   * skips rates below 6 bits per sample per channel (6144 per 1024-frame
+   * block), and fails with AP_ERR_INVALID_ARGUMENT at an explicit one.
    * FLAC accepts 1 to 655340 Hz (multiples of 10 Hz from 65535 Hz up)
    * and WAV 1 to 768000 Hz. */
   int sample_rate;

@@ -43,11 +43,18 @@ ap_rendition_codec_info(ap_rendition_codec_t codec);
  * supported rate, preferring the higher one on a tie. FLAC rates from
  * 65535 Hz up are rounded to a multiple of 10 Hz. MP3 skips rates whose
  * MPEG version cannot reach `bitrate`: above 64 kb/s no MPEG-2.5 (8 to
- * 12 kHz), above 160 kb/s only MPEG-1 (32, 44.1 and 48 kHz).
+ * 12 kHz), above 160 kb/s only MPEG-1 (32, 44.1 and 48 kHz). AAC skips
+ * rates where `bitrate` over `channels` exceeds
+ * ap_rendition_aac_max_bitrate.
  */
 int ap_rendition_pick_sample_rate(const ap_rendition_codec_info_t *info,
                                   int requested, int source_rate,
-                                  int64_t bitrate);
+                                  int64_t bitrate, int channels);
+
+/* Returns the highest AAC bit rate in bits per second at `sample_rate`
+ * for `channels` channels: 6144 bits per channel per 1024-sample frame
+ * (ISO/IEC 14496-3), the cap FFmpeg's encoder clamps to. */
+int64_t ap_rendition_aac_max_bitrate(int sample_rate, int channels);
 
 /* Returns the bit rate a lossy spec encodes at in bits per second: its own,
  * or the codec's default, lowered for MP3 at an explicit MPEG-2.5 rate

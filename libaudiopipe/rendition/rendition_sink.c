@@ -384,8 +384,20 @@ static ap_status_t rendition_start(ap_sink_t *base,
   }
   choose_output_layout(sink);
   int64_t bitrate = ap_rendition_effective_bitrate(&sink->spec);
-  int rate = ap_rendition_pick_sample_rate(sink->info, sink->spec.sample_rate,
-                                           format->sample_rate, bitrate);
+  int channels = sink->output_layout.nb_channels;
+  int rate =
+      ap_rendition_pick_sample_rate(sink->info, sink->spec.sample_rate,
+                                    format->sample_rate, bitrate, channels);
+  if (sink->spec.codec == AP_RENDITION_AAC &&
+      bitrate > ap_rendition_aac_max_bitrate(rate, channels)) {
+    return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_INVALID_ARGUMENT,
+                        "rendition %s: bitrate %lld b/s is over the AAC limit "
+                        "of %lld b/s for %d channel(s) at %d Hz: lower the bit "
+                        "rate or raise sample_rate",
+                        sink->name, (long long)bitrate,
+                        (long long)ap_rendition_aac_max_bitrate(rate, channels),
+                        channels, rate);
+  }
 
   status = open_muxer(sink, error);
   if (status == AP_OK) {

@@ -310,9 +310,13 @@ ap_status_t ap_rendition_spec_validate(const ap_rendition_spec_t *spec,
   return AP_OK;
 }
 
+int64_t ap_rendition_aac_max_bitrate(int sample_rate, int channels) {
+  return (int64_t)6144 * sample_rate / 1024 * channels;
+}
+
 int ap_rendition_pick_sample_rate(const ap_rendition_codec_info_t *info,
                                   int requested, int source_rate,
-                                  int64_t bitrate) {
+                                  int64_t bitrate, int channels) {
   int target = requested > 0 ? requested : source_rate;
   if (!info->sample_rates) {
     if (target < info->min_sample_rate) {
@@ -328,10 +332,17 @@ int ap_rendition_pick_sample_rate(const ap_rendition_codec_info_t *info,
     return target;
   }
 
+  if (requested > 0 && rate_is_listed(info->sample_rates, requested)) {
+    return requested;
+  }
   int best = 0;
   for (size_t i = 0; info->sample_rates[i] != 0; i++) {
     int rate = info->sample_rates[i];
     if (info->codec == AP_RENDITION_MP3 && bitrate > mp3_max_bitrate(rate)) {
+      continue;
+    }
+    if (info->codec == AP_RENDITION_AAC &&
+        bitrate > ap_rendition_aac_max_bitrate(rate, channels)) {
       continue;
     }
     /* The list is ascending, so `<=` keeps the higher rate on a tie. */

@@ -1166,6 +1166,17 @@ static void sink_rejects_invalid_spec(void **state) {
                    AP_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(error.message, "bitrate 320000"));
   sink->ops->destroy(sink);
+
+  /* AAC carries at most 6144 bits per channel per 1024 frames: 48 kb/s
+   * per channel at 8 kHz. */
+  spec = make_spec(AP_RENDITION_AAC, 128000);
+  spec.sample_rate = 8000;
+  spec.output = output;
+  assert_int_equal(ap_rendition_sink_create(&spec, 0.0, &sink, &error), AP_OK);
+  assert_int_equal(sink->ops->start(sink, &format, &error),
+                   AP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(error.message, "48000 b/s"));
+  sink->ops->destroy(sink);
   ap_output_close(output);
 }
 

@@ -218,21 +218,32 @@ static void pick_sample_rate_finds_nearest(void **state) {
   const ap_rendition_codec_info_t *flac =
       ap_rendition_codec_info(AP_RENDITION_FLAC);
 
-  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 96000, 128000), 48000);
+  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 96000, 128000, 2),
+                   48000);
   /* 8 kHz at 192 kb/s needs MPEG-1, whose lowest rate is 32 kHz, and
    * 128 kb/s needs MPEG-2, whose lowest rate is 16 kHz. */
-  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 192000), 32000);
-  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 128000), 16000);
-  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 64000), 8000);
-  assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 192000, 128000),
+  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 192000, 2),
+                   32000);
+  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 128000, 2),
+                   16000);
+  assert_int_equal(ap_rendition_pick_sample_rate(mp3, 0, 8000, 64000, 2), 8000);
+  assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 192000, 128000, 2),
                    96000);
-  assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 44100, 128000), 44100);
-  assert_int_equal(ap_rendition_pick_sample_rate(aac, 22050, 44100, 128000),
+  assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 44100, 128000, 2),
+                   44100);
+  assert_int_equal(ap_rendition_pick_sample_rate(aac, 22050, 44100, 128000, 2),
                    22050);
-  assert_int_equal(ap_rendition_pick_sample_rate(opus, 0, 8000, 64000), 48000);
-  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 192000, 0), 192000);
-  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 96001, 0), 96000);
-  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 44101, 0), 44101);
+  /* Mono AAC at 128 kb/s needs 21.3 kHz (6144 bits per 1024 frames). */
+  assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 8000, 128000, 1),
+                   22050);
+  assert_int_equal(ap_rendition_pick_sample_rate(aac, 0, 8000, 128000, 2),
+                   11025);
+  assert_int_equal(ap_rendition_pick_sample_rate(opus, 0, 8000, 64000, 2),
+                   48000);
+  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 192000, 0, 2),
+                   192000);
+  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 96001, 0, 2), 96000);
+  assert_int_equal(ap_rendition_pick_sample_rate(flac, 0, 44101, 0, 2), 44101);
 }
 
 static void derive_name_uses_codec(void **state) {
