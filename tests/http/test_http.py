@@ -773,6 +773,11 @@ def main():
             test_isolation(server, ticket, asset, arguments.driver)
             test_events(server, arguments.driver, nginx, root)
             server.stop()
+            check("main server exits 0", server.process.returncode == 0,
+                  server.process.returncode)
+            check("server log has no sanitizer report",
+                  "Sanitizer" not in server.log_text() and
+                  "runtime error" not in server.log_text())
             test_logs(server, issued_tickets)
         test_limits_and_drain(arguments.httpd, root, arguments.cases)
     finally:
