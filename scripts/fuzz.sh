@@ -69,7 +69,7 @@ generate gen.caf -c:a pcm_s16le -f caf
 # stays fast; -timeout flags any input that takes over 10 s.
 "$build_dir/fuzz/fuzz_probe" \
   -max_total_time="$seconds" \
-  -max_len=131072 \
+  -max_len=65536 \
   -timeout=10 \
   -rss_limit_mb=2048 \
   -print_final_stats=1 \
