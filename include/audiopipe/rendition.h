@@ -53,16 +53,19 @@ typedef struct ap_rendition_spec {
   /* Target bit rate in bits per second for lossy codecs (0: the codec's
    * default: Opus 64000, MP3 128000, AAC 128000). Ignored for FLAC/WAV. */
   int64_t bitrate;
-  /* Output sample rate in Hz, 0 to keep the source rate. Opus accepts
-   * only 0 or 48000 and always encodes at 48 kHz. MP3 and AAC accept the
-   * rates of their standards, and from a source rate they do not support
-   * pick the nearest one the bit rate allows: MP3 above 64 kb/s skips 8
-   * to 12 kHz, and above 160 kb/s uses only 32, 44.1 or 48 kHz. MP3 at an
-   * explicit rate of 8 to 12 kHz defaults to 64 kb/s, its maximum. AAC
-   * skips rates below 6 bits per sample per channel (6144 per 1024-frame
-   * block), and fails with AP_ERR_INVALID_ARGUMENT at an explicit one.
-   * FLAC accepts 1 to 655340 Hz (multiples of 10 Hz from 65535 Hz up)
-   * and WAV 1 to 768000 Hz. */
+  /* Output sample rate in Hz, 0 to keep the source rate.
+   * - Opus accepts only 0 or 48000 and always encodes at 48 kHz.
+   * - MP3 and AAC accept the rates of their standards. From a source rate
+   *   they do not support, or one too low for the bit rate, they pick the
+   *   nearest rate that carries the bit rate.
+   * - MP3 reaches 64 kb/s at 8 to 12 kHz, 160 kb/s at 16 to 24 kHz and
+   *   320 kb/s from 32 kHz. At an explicit rate of 8 to 12 kHz it
+   *   defaults to 64 kb/s.
+   * - AAC carries at most 6 bits per sample and channel (6144 bits per
+   *   1024-frame block). An explicit rate below that fails with
+   *   AP_ERR_INVALID_ARGUMENT when encoding starts.
+   * - FLAC accepts 1 to 655340 Hz (multiples of 10 Hz from 65535 Hz up)
+   *   and WAV 1 to 768000 Hz. */
   int sample_rate;
   /* Output channels: 0 keeps the source layout, 1 mixes to mono, 2 to
    * stereo. Other values are rejected. Keeping the source layout keeps

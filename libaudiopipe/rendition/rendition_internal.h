@@ -11,7 +11,7 @@
 
 #include <audiopipe/rendition.h>
 
-/* Longest name a spec may carry, without the terminating NUL. */
+/* Maximum length of a spec's name, without the terminating NUL. */
 #define AP_RENDITION_NAME_MAX 64
 
 typedef struct ap_rendition_codec_info {
