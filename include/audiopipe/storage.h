@@ -104,8 +104,8 @@ AP_EXPORT ap_status_t ap_object_store_stat(ap_object_store_t *store,
 /*
  * Opens `key` for reading as a seekable ap_io_t whose ap_io_size is the
  * object size. A concurrent overwrite does not change the bytes that an
- * open reader returns. AP_ERR_NOT_FOUND when there is no such object. Close the
- * stream with ap_io_close.
+ * open reader returns. Fails with AP_ERR_NOT_FOUND when there is no such
+ * object. Close the stream with ap_io_close.
  */
 AP_EXPORT ap_status_t ap_object_store_open_read(ap_object_store_t *store,
                                                 const char *key, ap_io_t **out,
@@ -129,6 +129,7 @@ typedef struct ap_signed_request {
   int64_t content_length;            /* Content-Length header, -1 if absent */
 } ap_signed_request_t;
 
+/* Zeroes `request`, sets struct_size and marks content_length absent. */
 AP_EXPORT void ap_signed_request_init(ap_signed_request_t *request);
 
 /*
@@ -144,9 +145,12 @@ AP_EXPORT void ap_signed_request_init(ap_signed_request_t *request);
  *     method differs or the Host is not the one in public.base_url;
  *   - the Content-Type header differs from the signed type, or the
  *     Content-Length header from the signed length.
- * Fails with AP_ERR_EXPIRED when the URL is past its expiry, and with
- * AP_ERR_INVALID_CONFIG when signing.secret or public.base_url is unset or
- * invalid. The signature is compared in constant time. Thread-safe.
+ * A URL whose expiry lies more than 7 days ahead of `now_seconds` also
+ * fails with AP_ERR_SIGNATURE, because no signer issues one. Host names
+ * compare without regard to case. Fails with AP_ERR_EXPIRED when the URL
+ * is past its expiry, and with AP_ERR_INVALID_CONFIG when signing.secret
+ * or public.base_url is unset or invalid. The signature is compared in
+ * constant time. Thread-safe.
  */
 AP_EXPORT ap_status_t ap_signed_request_verify(
     const ap_config_t *config, const ap_signed_request_t *request,
@@ -160,7 +164,12 @@ AP_EXPORT ap_status_t ap_signed_request_verify(
  * with AP_ERR_UPLOAD_TOO_LARGE and finishing short of it with
  * AP_ERR_SIZE_MISMATCH; in both cases, and when the upload is closed
  * without finishing, nothing is committed and an existing object under
- * `key` stays as it was.
+ * `key` stays as it was. `content_type` is stored with the object (NULL
+ * for application/octet-stream). ap_object_upload_begin fails with
+ * AP_ERR_INVALID_ARGUMENT for an invalid key, content type or a negative
+ * length, and with the store's errors (AP_ERR_PERMISSION for a symbolic
+ * link in the key's path, AP_ERR_CONFLICT when an object is in the way,
+ * AP_ERR_IO).
  */
 typedef struct ap_object_upload ap_object_upload_t;
 
