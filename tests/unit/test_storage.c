@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -419,6 +420,114 @@ static void reader_never_sees_partial_object(void **state) {
   ap_io_close(early_reader);
 
   assert_int_equal(count_entries(fixture->root), 1);
+}
+
+enum { RACE_VERSIONS = 60, RACE_BASE_SIZE = 1000 };
+
+typedef struct race {
+  ap_object_store_t *store;
+  int done;
+  int reads;
+  int torn; /* reads whose bytes or size did not match one version */
+  pthread_mutex_t lock;
+} race_t;
+
+/* Version v of the object is RACE_BASE_SIZE + v bytes, all equal to v. */
+static void *race_writer(void *user_data) {
+  race_t *race = user_data;
+  unsigned char buffer[RACE_BASE_SIZE + RACE_VERSIONS];
+  for (int version = 1; version <= RACE_VERSIONS; version++) {
+    memset(buffer, version, sizeof buffer);
+    ap_output_t *output = NULL;
+    ap_error_t error = {0};
+    if (ap_object_store_open_write(race->store, "race", "text/plain", &output,
+                                   &error) != AP_OK) {
+      break;
+    }
+    /* Two writes, so a reader of the temporary file would see half. */
+    size_t size = RACE_BASE_SIZE + (size_t)version;
+    ap_output_write(output, buffer, size / 2, &error);
+    ap_output_write(output, buffer + size / 2, size - size / 2, &error);
+    ap_output_finish(output, &error);
+    ap_output_close(output);
+  }
+  pthread_mutex_lock(&race->lock);
+  race->done = 1;
+  pthread_mutex_unlock(&race->lock);
+  return NULL;
+}
+
+static void *race_reader(void *user_data) {
+  race_t *race = user_data;
+  unsigned char buffer[RACE_BASE_SIZE + RACE_VERSIONS + 1];
+  /* Each reader reads at least once, even if the writer is already done. */
+  int done = 0;
+  while (!done) {
+    pthread_mutex_lock(&race->lock);
+    done = race->done;
+    pthread_mutex_unlock(&race->lock);
+
+    ap_io_t *io = NULL;
+    ap_error_t error = {0};
+    if (ap_object_store_open_read(race->store, "race", &io, &error) != AP_OK) {
+      continue;
+    }
+    int64_t total = 0;
+    int64_t count;
+    while ((count = ap_io_read(io, buffer + total,
+                               sizeof buffer - (size_t)total, &error)) > 0) {
+      total += count;
+    }
+    int64_t size = ap_io_size(io);
+    ap_io_close(io);
+
+    int consistent = total == size && total > RACE_BASE_SIZE &&
+                     total - RACE_BASE_SIZE == buffer[0];
+    for (int64_t i = 1; consistent && i < total; i++) {
+      consistent = buffer[i] == buffer[0];
+    }
+    pthread_mutex_lock(&race->lock);
+    race->reads++;
+    race->torn += !consistent;
+    pthread_mutex_unlock(&race->lock);
+  }
+  return NULL;
+}
+
+/* Readers racing a writer that replaces the object many times each get
+ * one whole version, never a mix or a prefix. */
+static void concurrent_readers_see_whole_versions(void **state) {
+  fixture_t *fixture = *state;
+  race_t race = {.store = fixture->store};
+  pthread_mutex_init(&race.lock, NULL);
+  /* Readers start after version 1 exists, so every open succeeds. */
+  ap_output_t *output = NULL;
+  ap_error_t error = {0};
+  unsigned char initial[RACE_BASE_SIZE + 1];
+  memset(initial, 1, sizeof initial);
+  assert_int_equal(ap_object_store_open_write(fixture->store, "race",
+                                              "text/plain", &output, &error),
+                   AP_OK);
+  assert_int_equal(ap_output_write(output, initial, sizeof initial, &error),
+                   AP_OK);
+  assert_int_equal(ap_output_finish(output, &error), AP_OK);
+  ap_output_close(output);
+
+  pthread_t writer;
+  pthread_t readers[2];
+  assert_int_equal(pthread_create(&readers[0], NULL, race_reader, &race), 0);
+  assert_int_equal(pthread_create(&readers[1], NULL, race_reader, &race), 0);
+  assert_int_equal(pthread_create(&writer, NULL, race_writer, &race), 0);
+  pthread_join(writer, NULL);
+  pthread_join(readers[0], NULL);
+  pthread_join(readers[1], NULL);
+  pthread_mutex_destroy(&race.lock);
+
+  assert_true(race.reads > 0);
+  assert_int_equal(race.torn, 0);
+  char text[RACE_BASE_SIZE + RACE_VERSIONS + 1];
+  assert_int_equal(read_text(fixture->store, "race", text, sizeof text),
+                   RACE_BASE_SIZE + RACE_VERSIONS);
 }
 
 static void output_can_seek_to_rewrite_header(void **state) {
@@ -851,6 +960,7 @@ int main(void) {
       STORE_TEST(listing_skips_links_and_fifos),
       STORE_TEST(abandoned_output_leaves_nothing),
       STORE_TEST(reader_never_sees_partial_object),
+      STORE_TEST(concurrent_readers_see_whole_versions),
       STORE_TEST(output_can_seek_to_rewrite_header),
       STORE_TEST(write_conflicts_reported),
       STORE_TEST(content_type_checked_and_defaulted),
