@@ -88,20 +88,26 @@ static int path_matches(const char *template, const char *path,
 
 int httpd_route_match(const char *method, const char *path,
                       httpd_route_match_t *match) {
-  memset(match, 0, sizeof *match);
+  match->route = NULL;
+  match->allowed[0] = '\0';
+  match->id[0] = '\0';
+  match->name[0] = '\0';
+  match->key[0] = '\0';
   if (!method || !path) {
     return 0;
   }
 
-  httpd_route_match_t candidate;
   size_t allowed_length = 0;
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-    memset(&candidate, 0, sizeof candidate);
-    if (!path_matches(routes[i].template, path, &candidate)) {
+    /* Parameters are written into `match` directly; a failed template
+     * may leave some behind, so they are cleared before each try. */
+    match->id[0] = '\0';
+    match->name[0] = '\0';
+    match->key[0] = '\0';
+    if (!path_matches(routes[i].template, path, match)) {
       continue;
     }
     if (strcmp(routes[i].method, method) == 0) {
-      *match = candidate;
       match->route = &routes[i];
       return 1;
     }

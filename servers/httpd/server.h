@@ -73,16 +73,14 @@ typedef struct httpd_server {
   ap_metric_series_t *auth_failures_total;
 } httpd_server_t;
 
-/* One request, from its first line to its completion. */
+/* One request, from its first line to its completion. The large buffers
+ * come last: on_uri zeroes only the fields before `query_error`, because
+ * clearing 10 KB per request showed up in profiles of /healthz. */
 typedef struct httpd_request {
   httpd_server_t *server;
   char request_id[65];
   char method[16];
-  char path[HTTPD_QUERY_MAX_BYTES];
-  httpd_query_t query;
-  int query_valid; /* 0 when the query string was rejected */
-  ap_error_t query_error;
-  httpd_route_match_t match;
+  int query_valid;            /* 0 when the query string was rejected */
   const char *route_template; /* for logs and metrics, never the raw path */
   const char *owner;          /* set by authentication, owned by the keys */
   uint64_t start_ns;
@@ -99,14 +97,18 @@ typedef struct httpd_request {
 
   /* Object PUTs, streamed into the store. */
   void *upload; /* ap_object_upload_t */
-  ap_error_t upload_error;
-  int upload_failed;
-  char object_key[AP_OBJECT_KEY_MAX_LENGTH + 1];
 
   /* Server-sent event streams hold a reference to their stream. */
   httpd_sse_stream_t *stream;
   /* Object GETs count streamed bytes here. */
   _Atomic uint64_t streamed_bytes;
+
+  /* Written before they are read; not zeroed by on_uri. */
+  ap_error_t query_error;    /* valid when query_valid is 0 */
+  httpd_route_match_t match; /* route is set to NULL by on_uri */
+  char object_key[AP_OBJECT_KEY_MAX_LENGTH + 1];
+  char path[HTTPD_QUERY_MAX_BYTES];
+  httpd_query_t query;
 } httpd_request_t;
 
 /* ---- Responses (response.c) ------------------------------------------ */

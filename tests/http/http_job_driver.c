@@ -6,6 +6,7 @@
  *   http_job_driver enqueue OWNER              prints the new job's id
  *   http_job_driver claim                      prints "JOB_ID TOKEN"
  *   http_job_driver progress JOB TOKEN FRACTION STAGE
+ *                                              prints the commit time
  *   http_job_driver complete JOB TOKEN
  *   http_job_driver attach ASSET_ID            adds a waveform and a
  *                                              rendition to the asset
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <audiopipe/audiopipe.h>
 #include <audiopipe/context.h>
@@ -63,6 +65,21 @@ static int claim(ap_context_t *context) {
   }
   printf("%s %s\n", ap_job_id(job), ap_job_claim_token(job));
   ap_job_free(job);
+  return 0;
+}
+
+/* Records progress and prints the Unix time, in seconds, at which the
+ * update was committed, so the test measures event latency from there. */
+static int progress(ap_context_t *context, const char *job_id,
+                    const char *token, double fraction, const char *stage) {
+  ap_error_t error = {0};
+  if (ap_job_progress(context, job_id, token, fraction, stage, &error) !=
+      AP_OK) {
+    return fail("progress", &error);
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  printf("%.6f\n", (double)now.tv_sec + (double)now.tv_nsec / 1e9);
   return 0;
 }
 
@@ -137,10 +154,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(command, "claim") == 0 && argc == 2) {
     result = claim(context);
   } else if (strcmp(command, "progress") == 0 && argc == 6) {
-    result = ap_job_progress(context, argv[2], argv[3], atof(argv[4]), argv[5],
-                             &error) == AP_OK
-                 ? 0
-                 : fail("progress", &error);
+    result = progress(context, argv[2], argv[3], atof(argv[4]), argv[5]);
   } else if (strcmp(command, "complete") == 0 && argc == 4) {
     result = ap_job_complete(context, argv[2], argv[3], NULL, &error) == AP_OK
                  ? 0

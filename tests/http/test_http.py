@@ -560,12 +560,15 @@ def run_stream_checks(label, base, server, driver, direct):
         claimed_job, token = claimed.stdout.split()
         check(label + ": driver claimed the streamed job",
               claimed_job == job_id, claimed.stdout)
-        sent = time.time()
-        subprocess.run([driver, "progress", job_id, token, "0.5", "decode"],
-                       env=server.env, check=True)
+        updated = subprocess.run(
+            [driver, "progress", job_id, token, "0.5", "decode"],
+            env=server.env, capture_output=True, text=True, check=True)
+        sent = float(updated.stdout.strip())
         stamp, line = reader.wait_for(lambda l: '"progress":0.5' in l, 5)
         check(label + ": progress event arrives", line is not None,
               reader.text())
+        if stamp is not None:
+            print("     %s: event latency %.3f s" % (label, stamp - sent))
         check(label + ": progress event within 1 s",
               stamp is not None and stamp - sent <= 1.0,
               None if stamp is None else stamp - sent)
