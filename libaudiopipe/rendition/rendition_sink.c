@@ -19,6 +19,7 @@
 #include <libswresample/swresample.h>
 
 #include "core/error_internal.h"
+#include "probe/decoder_internal.h"
 #include "rendition/rendition_internal.h"
 #include "rendition/rendition_sink.h"
 #include "rendition/rendition_writer.h"
@@ -644,6 +645,11 @@ ap_status_t ap_rendition_sink_create(const ap_rendition_spec_t *spec,
                         "+60 dB",
                         gain_db);
   }
+
+  /* Encoders and muxers log through FFmpeg's process-wide callback (movenc
+   * announces its faststart pass, for one); the library reports through
+   * ap_error_t instead, with the same policy as the decoder. */
+  ap_decoder_silence_ffmpeg();
 
   rendition_sink_t *sink = calloc(1, sizeof *sink);
   if (!sink) {
