@@ -89,11 +89,12 @@ static ap_status_t segment_error(const file_store_t *store, int directory_fd,
 static ap_status_t open_parent(const file_store_t *store, const char *key,
                                int create, int *directory_fd, const char **leaf,
                                ap_error_t *error) {
-  int current = fcntl(store->root_fd, F_DUPFD_CLOEXEC, 0);
+  /* A new open file description, not a dup: listings read directories
+   * through it, and a dup would share the root's read offset. */
+  int current = openat(store->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (current < 0) {
     return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_IO,
-                        "cannot duplicate the descriptor of object store "
-                        "\"%s\": %s",
+                        "cannot open the root of object store \"%s\": %s",
                         store->root, strerror(errno));
   }
 
@@ -112,9 +113,11 @@ static ap_status_t open_parent(const file_store_t *store, const char *key,
         /* Make the new entry durable with the object renamed into it. */
         (void)fsync(current);
       } else if (errno != EEXIST) {
+        /* ENOENT: a delete removed the directory `current` meanwhile. */
         int saved = errno;
         close(current);
-        return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_IO,
+        return ap_error_set(error, AP_DOMAIN_STORAGE,
+                            saved == ENOENT ? AP_ERR_NOT_FOUND : AP_ERR_IO,
                             "cannot create directory \"%.*s\" in object "
                             "store \"%s\": %s",
                             (int)(slash - key), key, store->root,
@@ -333,7 +336,9 @@ static void writer_discard(file_writer_t *writer) {
 
 static void writer_free(file_writer_t *writer) {
   writer_discard(writer);
-  close(writer->directory_fd);
+  if (writer->directory_fd >= 0) {
+    close(writer->directory_fd);
+  }
   free(writer->key);
   free(writer);
 }
@@ -456,10 +461,48 @@ static ap_status_t create_temporary(file_writer_t *writer, ap_error_t *error) {
       break;
     }
   }
-  return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_IO,
+  int saved = errno;
+  return ap_error_set(error, AP_DOMAIN_STORAGE,
+                      saved == ENOENT ? AP_ERR_NOT_FOUND : AP_ERR_IO,
                       "cannot create a temporary file for \"%s\" in object "
                       "store \"%s\": %s",
-                      writer->key, writer->store->root, strerror(errno));
+                      writer->key, writer->store->root, strerror(saved));
+}
+
+/*
+ * Opens the key's directory, creating it as needed, and creates the
+ * temporary file in it. A delete that empties the directory removes it,
+ * which may happen between the two steps, so the pair is retried then.
+ */
+static ap_status_t open_directory_and_temporary(file_writer_t *writer,
+                                                ap_error_t *error) {
+  enum { ATTEMPTS = 4 };
+  ap_status_t status = AP_OK;
+  for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+    status = open_parent(writer->store, writer->key, 1, &writer->directory_fd,
+                         &writer->leaf, error);
+    if (status == AP_OK) {
+      struct stat existing;
+      if (fstatat(writer->directory_fd, writer->leaf, &existing,
+                  AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISDIR(existing.st_mode)) {
+        return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_CONFLICT,
+                            "cannot store \"%s\" in object store \"%s\": "
+                            "keys below \"%s/\" exist, so it is a directory",
+                            writer->key, writer->store->root, writer->key);
+      }
+      status = create_temporary(writer, error);
+      if (status == AP_OK) {
+        return AP_OK;
+      }
+      close(writer->directory_fd);
+      writer->directory_fd = -1;
+    }
+    if (status != AP_ERR_NOT_FOUND) {
+      return status;
+    }
+  }
+  return status;
 }
 
 static ap_status_t file_open_write(void *state, const char *key,
@@ -476,28 +519,10 @@ static ap_status_t file_open_write(void *state, const char *key,
   writer->store = store;
   writer->key = key_copy;
   writer->fd = -1;
+  writer->directory_fd = -1;
   writer->done = 1; /* nothing to discard until the temporary exists */
 
-  ap_status_t status = open_parent(store, writer->key, 1, &writer->directory_fd,
-                                   &writer->leaf, error);
-  if (status != AP_OK) {
-    free(writer->key);
-    free(writer);
-    return status;
-  }
-
-  struct stat existing;
-  if (fstatat(writer->directory_fd, writer->leaf, &existing,
-              AT_SYMLINK_NOFOLLOW) == 0 &&
-      S_ISDIR(existing.st_mode)) {
-    writer_free(writer);
-    return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_CONFLICT,
-                        "cannot store \"%s\" in object store \"%s\": keys "
-                        "below \"%s/\" exist, so it is a directory",
-                        key, store->root, key);
-  }
-
-  status = create_temporary(writer, error);
+  ap_status_t status = open_directory_and_temporary(writer, error);
   if (status != AP_OK) {
     writer_free(writer);
     return status;
@@ -536,6 +561,31 @@ static ap_status_t file_open_write(void *state, const char *key,
 
 /* ---- Deleting and listing ------------------------------------------ */
 
+/*
+ * Removes the directories of `key` that a delete left empty, deepest
+ * first, and stops at the first one that is not empty. Each is reached
+ * through open_parent, so no link is followed. A writer whose directory
+ * vanishes this way retries (see open_directory_and_temporary).
+ */
+static void prune_empty_directories(const file_store_t *store,
+                                    const char *key) {
+  char path[AP_OBJECT_KEY_MAX_LENGTH + 1];
+  snprintf(path, sizeof path, "%s", key);
+  for (char *slash = strrchr(path, '/'); slash; slash = strrchr(path, '/')) {
+    *slash = '\0';
+    int directory_fd = -1;
+    const char *leaf = NULL;
+    if (open_parent(store, path, 0, &directory_fd, &leaf, NULL) != AP_OK) {
+      return;
+    }
+    int removed = unlinkat(directory_fd, leaf, AT_REMOVEDIR) == 0;
+    close(directory_fd);
+    if (!removed) {
+      return;
+    }
+  }
+}
+
 static ap_status_t file_remove(void *state, const char *key,
                                ap_error_t *error) {
   const file_store_t *store = state;
@@ -553,11 +603,12 @@ static ap_status_t file_remove(void *state, const char *key,
     return status;
   }
 
-  /* NOTE: directories left empty by a delete stay in place; removing them
-   * would race with a writer that has just opened one. */
   int removed = unlinkat(directory_fd, leaf, 0) == 0;
   int saved = errno;
   close(directory_fd);
+  if (removed) {
+    prune_empty_directories(store, key);
+  }
   if (removed || saved == ENOENT || saved == EISDIR) {
     return AP_OK;
   }
@@ -605,19 +656,16 @@ static ap_status_t listing_add(listing_t *listing, const char *key,
  * `key_length` bytes of `key` (a buffer of AP_OBJECT_KEY_MAX_LENGTH + 1
  * bytes). `name_prefix` filters the names of this level only. Entries
  * that vanish while the walk runs, links, and names that are not valid
- * key segments are skipped.
+ * key segments are skipped. Takes ownership of `directory_fd`.
  */
 static ap_status_t walk_directory(const file_store_t *store, int directory_fd,
                                   char *key, size_t key_length,
                                   const char *name_prefix, listing_t *listing,
                                   ap_error_t *error) {
-  int own_fd = openat(directory_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *directory = own_fd >= 0 ? fdopendir(own_fd) : NULL;
+  DIR *directory = fdopendir(directory_fd);
   if (!directory) {
     int saved = errno;
-    if (own_fd >= 0) {
-      close(own_fd);
-    }
+    close(directory_fd);
     return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_IO,
                         "cannot list \"%.*s\" in object store \"%s\": %s",
                         (int)key_length, key, store->root, strerror(saved));
@@ -653,7 +701,6 @@ static ap_status_t walk_directory(const file_store_t *store, int directory_fd,
       key[key_length + name_length + 1] = '\0';
       status = walk_directory(store, child, key, key_length + name_length + 1,
                               "", listing, error);
-      close(child);
     } else if (S_ISREG(info.st_mode)) {
       int fd = openat(dirfd(directory), name,
                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -703,9 +750,10 @@ static ap_status_t file_list(void *state, const char *prefix,
   key[key_length] = '\0';
 
   listing_t listing = {0};
+  /* fdopendir takes over the descriptor; a directory removed while the
+   * walk runs then reads as empty rather than failing. */
   status = walk_directory(store, directory_fd, key, key_length, name_prefix,
                           &listing, error);
-  close(directory_fd);
 
   if (status == AP_OK) {
     qsort(listing.objects, listing.count, sizeof *listing.objects,
