@@ -62,6 +62,18 @@ static const ap_config_key_info_t key_table[] = {
      "Cap of the retry backoff."},
     {"jobs.watch_interval", "duration", "200ms", "ms",
      "How often a job watch polls the job row with the db queue."},
+    /* The worker (see <audiopipe/worker.h>, servers/worker). */
+    {"processing.profile", "string",
+     "waveform=dat:16:256,waveform=json:8:pps20,rendition=opus:64k,rendition=mp3:128k",
+     "", "Waveforms and renditions each asset gets, as comma-separated waveform= and rendition= items."},
+    {"worker.concurrency", "integer", "1", "jobs",
+     "Jobs audiopipe-worker processes at once (1 to 256)."},
+    {"worker.lease", "duration", "60s", "ms",
+     "Lease a worker takes on each job; heartbeats renew it every quarter."},
+    {"worker.drain_timeout", "duration", "30s", "ms",
+     "How long SIGTERM lets running jobs finish before they are re-queued."},
+    {"worker.metrics_listen", "string", NULL, "",
+     "Address and port of audiopipe-worker's /metrics (IPv4 HOST:PORT); unset serves none."},
     /* Logging and the HTTP server (see <audiopipe/log.h>, servers/httpd). */
     {"log.level", "string", "info", "",
      "Lowest level written: debug, info, warn or error."},
