@@ -464,8 +464,8 @@ static ap_status_t drain_fifo(rendition_sink_t *sink, int final,
       return AP_NO_MEMORY(error);
     }
     sink->frame->nb_samples = sink->frame_size;
-    if (av_audio_fifo_read(sink->fifo, (void **)sink->frame->data, frames) !=
-        frames) {
+    if (av_audio_fifo_read(sink->fifo, (void **)sink->frame->extended_data,
+                           frames) != frames) {
       return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_INTERNAL,
                           "rendition %s: the sample FIFO returned fewer than "
                           "%d frames",
@@ -476,7 +476,7 @@ static ap_status_t drain_fifo(rendition_sink_t *sink, int final,
         (sink->encoder->codec->capabilities & AV_CODEC_CAP_SMALL_LAST_FRAME);
     if (frames < sink->frame_size && !small_last) {
       av_samples_set_silence(
-          sink->frame->data, frames, sink->frame_size - frames,
+          sink->frame->extended_data, frames, sink->frame_size - frames,
           sink->encoder->ch_layout.nb_channels, sink->encoder->sample_fmt);
     } else {
       sink->frame->nb_samples = frames;
