@@ -75,7 +75,12 @@ static int64_t packet_samples(const ap_decoder_t *decoder,
   if (pcm_bytes > 0) {
     return packet->size / pcm_bytes;
   }
-  if (packet->duration > 0) {
+  /* A duration of more than a minute for one packet is an artefact (FFmpeg
+   * 5.1's Ogg demuxer stores a negative last duration as a 32-bit unsigned
+   * value), so the packet then counts as the codec's frame size. */
+  if (packet->duration > 0 &&
+      packet->duration <
+          av_rescale_q(60, (AVRational){1, 1}, stream->time_base)) {
     return av_rescale_q(packet->duration, stream->time_base, sample_base);
   }
   return stream->codecpar->frame_size;
@@ -350,6 +355,32 @@ static ap_status_t flac_duration(ap_decoder_t *decoder, ap_error_t *error) {
   return generic_scan(decoder, error);
 }
 
+/* Ogg: libavformat reads the granule position of the last page of a
+ * seekable input into the stream duration, which counts the pre-skip of
+ * Opus. Without it (a forward-only input) the packets are scanned. */
+static ap_status_t ogg_duration(ap_decoder_t *decoder, ap_error_t *error) {
+  AVStream *stream = decoder->stream;
+  ap_media_info_t *info = decoder->info;
+  if (stream->duration == AV_NOPTS_VALUE || stream->duration <= 0 ||
+      (decoder->flags & AP_DECODER_ALWAYS_SCAN)) {
+    return generic_scan(decoder, error);
+  }
+  AVRational sample_base = {1, info->sample_rate};
+  int64_t frames =
+      av_rescale_q(stream->duration, stream->time_base, sample_base);
+  if (stream->codecpar->codec_id == AV_CODEC_ID_OPUS) {
+    info->encoder_delay = opus_pre_skip(stream->codecpar);
+    frames -= info->encoder_delay;
+  }
+  info->duration_frames = frames > 0 ? frames : 0;
+  info->duration_method = AP_DURATION_FRAME_COUNT;
+  info->header_duration = (double)info->duration_frames / info->sample_rate;
+  /* The last granule position is the stream's length by the Ogg
+   * specification: samples FFmpeg fails to trim after it are padding. */
+  decoder->frame_limit = info->duration_frames;
+  return AP_OK;
+}
+
 /* MP4: FFmpeg's stream duration comes from the sample tables with the
  * edit list applied (not from the bit rate), and the edit list's media
  * time is the priming that libavcodec skips. */
@@ -446,6 +477,8 @@ ap_status_t ap_decoder_measure_duration(ap_decoder_t *decoder,
     status = flac_duration(decoder, error);
   } else if (strncmp(format, "mov,", 4) == 0) {
     status = mp4_duration(decoder, error);
+  } else if (strcmp(format, "ogg") == 0) {
+    status = ogg_duration(decoder, error);
   } else {
     status = generic_scan(decoder, error);
   }
