@@ -399,6 +399,8 @@ _PLAIN_FUNCTIONS = [
     ("ap_job_free", None, [_P]),
     ("ap_job_claim_token", _S, [_P]),
     ("ap_job_id", _S, [_P]),
+    ("ap_job_owner", _S, [_P]),
+    ("ap_job_payload_json", _S, [_P]),
     ("ap_job_state_name", _S, [ctypes.c_int]),
     ("ap_job_state_is_terminal", ctypes.c_int, [ctypes.c_int]),
     ("ap_job_watch_close", None, [_P]),

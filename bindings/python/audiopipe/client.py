@@ -146,9 +146,14 @@ class Job:
 
     @classmethod
     def from_json(
-        cls, document: Dict[str, Any], claim_token: Optional[str] = None
+        cls,
+        document: Dict[str, Any],
+        claim_token: Optional[str] = None,
+        owner: Optional[str] = None,
+        payload: Optional[Any] = None,
     ) -> "Job":
-        """Build a Job from the object ap_job_to_json writes."""
+        """Build a Job from the object ap_job_to_json writes, plus the
+        fields that JSON leaves out (claim token, owner, payload)."""
         error = document.get("error") or {}
         if not isinstance(error, dict):
             error = {"code": error}
@@ -157,7 +162,7 @@ class Job:
             kind=document.get("kind", ""),
             state=document.get("state", "unknown"),
             asset_id=document.get("asset_id"),
-            owner=document.get("owner"),
+            owner=owner,
             attempts=document.get("attempts", 0),
             max_attempts=document.get("max_attempts", 0),
             progress=document.get("progress", 0.0) or 0.0,
@@ -165,7 +170,7 @@ class Job:
             error_code=error.get("code"),
             error_message=error.get("message"),
             result=document.get("result"),
-            payload=document.get("payload"),
+            payload=payload,
             claim_token=claim_token,
             raw=document,
         )
@@ -256,8 +261,14 @@ def _take_job(handle: ctypes.c_void_p) -> Job:
     """Serialise and free an ap_job_t, keeping its claim token if any."""
     try:
         token = _native.decode(lib.ap_job_claim_token(handle))
+        payload_text = _native.decode(lib.ap_job_payload_json(handle))
         text = _native.json_call(lib.ap_job_to_json, handle)
-        return Job.from_json(json.loads(text), claim_token=token)
+        return Job.from_json(
+            json.loads(text),
+            claim_token=token,
+            owner=_native.decode(lib.ap_job_owner(handle)),
+            payload=None if payload_text is None else json.loads(payload_text),
+        )
     finally:
         lib.ap_job_free(handle)
 
