@@ -1,9 +1,10 @@
 /*
- * Duration: picks the cheapest evidence that is exact for the container
- * (PCM data size, an encoder's frame count, sample tables with the edit
- * list, or a scan of every packet) and never FFmpeg's estimate from the
- * bit rate. Also sets the encoder delay and padding, the truncation flag
- * and the frame count after which the decoder stops.
+ * Duration: picks the cheapest exact evidence the container offers (PCM
+ * data size, an encoder's frame count, sample tables with the edit list,
+ * the last Ogg granule position, or a scan of every packet). FFmpeg's
+ * estimate from the bit rate is never used. This file also sets the
+ * encoder delay and padding, the truncation flag and the frame count
+ * after which the decoder stops.
  */
 #include <string.h>
 
