@@ -585,6 +585,7 @@ def run_stream_checks(label, base, server, driver, direct):
 
 def test_events(server, driver, nginx, root):
     run_stream_checks("sse direct", server.base, server, driver, True)
+    test_many_streams(server, driver)
     test_proxied_events(server, driver, nginx, root)
 
     # Run last: the job it enqueues stays queued.
@@ -596,6 +597,56 @@ def test_events(server, driver, nginx, root):
     _, line = reader.wait_for(lambda l: l.startswith("id:"), 5)
     check("Last-Event-ID continues the ids", line == "id: 42", line)
     reader.close()
+
+
+def test_many_streams(server, driver, count=200):
+    """Holds `count` event streams open and checks other requests still
+    get through, because streams must not occupy pool threads."""
+    job_id = subprocess.run([driver, "enqueue", "alice"], env=server.env,
+                            capture_output=True, text=True,
+                            check=True).stdout.strip()
+    request = ("GET /v1/jobs/%s/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Authorization: Bearer %s\r\n\r\n" %
+               (job_id, ALICE_KEY)).encode()
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(request)
+            sockets.append(sock)
+        opened = 0
+        for sock in sockets:
+            sock.settimeout(10)
+            data = b""
+            while b"data:" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            opened += b"text/event-stream" in data and b"data:" in data
+        check("%d streams open at once" % count, opened == count, opened)
+        health = curl(server.url("/healthz"), timeout=5)
+        check("healthz answers beside open streams", health.status == 200)
+        listing = curl(server.url("/v1/assets"), headers=auth(BOB_KEY),
+                       timeout=5)
+        check("API answers beside open streams", listing.status == 200)
+        metrics = curl(server.url("/metrics"), timeout=5).body.decode()
+        gauge = re.search(r"^audiopipe_http_sse_streams (\d+)", metrics,
+                          re.M)
+        check("stream gauge counts the open streams",
+              gauge is not None and int(gauge.group(1)) >= count,
+              gauge and gauge.group(0))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    # Finish the job, so later claims take the jobs of later checks.
+    claimed = subprocess.run([driver, "claim"], env=server.env,
+                             capture_output=True, text=True, check=True)
+    claimed_job, token = claimed.stdout.split()
+    check("many-streams job is the one claimed", claimed_job == job_id)
+    subprocess.run([driver, "complete", claimed_job, token], env=server.env,
+                   check=True)
 
 
 def test_proxied_events(server, driver, nginx, root):
