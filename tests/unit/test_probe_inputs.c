@@ -327,6 +327,100 @@ static void probe_sanitises_tags(void **state) {
   free(wav);
 }
 
+/* Appends a RIFF chunk with its pad byte when `size` is odd. */
+static size_t put_chunk(unsigned char *at, const char *id, const void *body,
+                        uint32_t size) {
+  memcpy(at, id, 4);
+  memcpy(at + 4, &size, 4);
+  if (body) {
+    memcpy(at + 8, body, size);
+  } else {
+    memset(at + 8, 0, size);
+  }
+  if (size & 1) {
+    at[8 + size] = 0;
+    return 8 + size + 1;
+  }
+  return 8 + size;
+}
+
+static void probe_wav_odd_chunks_everywhere(void **state) {
+  (void)state;
+  /* Odd chunks before fmt and between fmt and data, an odd data chunk of
+   * 8-bit mono (one byte per frame), and an odd chunk after the data. */
+  unsigned char *wav = calloc(1, 4096);
+  assert_non_null(wav);
+  size_t offset = 12;
+  offset += put_chunk(wav + offset, "JUNK", NULL, 3);
+  static const unsigned char fmt[16] = {1,    0,    1, 0, 0x40, 0x1F, 0, 0,
+                                        0x40, 0x1F, 0, 0, 1,    0,    8, 0};
+  offset += put_chunk(wav + offset, "fmt ", fmt, sizeof fmt);
+  offset += put_chunk(wav + offset, "fact", NULL, 5);
+  offset += put_chunk(wav + offset, "data", NULL, 1001);
+  offset += put_chunk(wav + offset, "id3 ", NULL, 7);
+  memcpy(wav, "RIFF", 4);
+  uint32_t riff = (uint32_t)(offset - 8);
+  memcpy(wav + 4, &riff, 4);
+  memcpy(wav + 8, "WAVE", 4);
+
+  ap_media_info_t *info = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(probe_memory(wav, offset, NULL, &info, &error), AP_OK);
+  assert_int_equal(ap_media_info_sample_rate(info), 8000);
+  assert_int_equal(ap_media_info_duration_frames(info), 1001);
+  assert_false(ap_media_info_is_truncated(info));
+  ap_media_info_free(info);
+  free(wav);
+}
+
+/* Appends a big-endian AIFF chunk with its pad byte when `size` is odd. */
+static size_t put_aiff_chunk(unsigned char *at, const char *id,
+                             const void *body, uint32_t size) {
+  memcpy(at, id, 4);
+  at[4] = (unsigned char)(size >> 24);
+  at[5] = (unsigned char)(size >> 16);
+  at[6] = (unsigned char)(size >> 8);
+  at[7] = (unsigned char)size;
+  if (body) {
+    memcpy(at + 8, body, size);
+  } else {
+    memset(at + 8, 0, size);
+  }
+  return 8 + size + (size & 1);
+}
+
+static void probe_aiff_odd_chunks_everywhere(void **state) {
+  (void)state;
+  unsigned char *aiff = calloc(1, 4096);
+  assert_non_null(aiff);
+  size_t offset = 12;
+  offset += put_aiff_chunk(aiff + offset, "NAME", "abc", 3);
+  /* 1 channel, 1001 frames, 8 bits, 8000 Hz as an 80-bit extended. */
+  static const unsigned char common[18] = {
+      0, 1, 0, 0, 0x03, 0xE9, 0, 8, 0x40, 0x0B, 0xFA, 0, 0, 0, 0, 0, 0, 0};
+  offset += put_aiff_chunk(aiff + offset, "COMM", common, sizeof common);
+  offset += put_aiff_chunk(aiff + offset, "SSND", NULL, 8 + 1001);
+  offset += put_aiff_chunk(aiff + offset, "ANNO", "x", 1);
+  memcpy(aiff, "FORM", 4);
+  uint32_t form = (uint32_t)(offset - 8);
+  aiff[4] = (unsigned char)(form >> 24);
+  aiff[5] = (unsigned char)(form >> 16);
+  aiff[6] = (unsigned char)(form >> 8);
+  aiff[7] = (unsigned char)form;
+  memcpy(aiff + 8, "AIFF", 4);
+
+  ap_media_info_t *info = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(probe_memory(aiff, offset, NULL, &info, &error), AP_OK);
+  assert_string_equal(ap_media_info_container(info), "aiff");
+  assert_int_equal(ap_media_info_sample_rate(info), 8000);
+  assert_int_equal(ap_media_info_duration_frames(info), 1001);
+  assert_int_equal(ap_media_info_duration_method(info), AP_DURATION_HEADER);
+  assert_false(ap_media_info_is_truncated(info));
+  ap_media_info_free(info);
+  free(aiff);
+}
+
 static void sanitize_cuts_at_character(void **state) {
   (void)state;
   /* "aé" is 3 bytes: a 2-byte cap must not split the é. */
@@ -366,6 +460,8 @@ int main(void) {
       cmocka_unit_test(probe_always_scan_mp3),
       cmocka_unit_test(probe_rejects_small_struct_size),
       cmocka_unit_test(probe_sanitises_tags),
+      cmocka_unit_test(probe_wav_odd_chunks_everywhere),
+      cmocka_unit_test(probe_aiff_odd_chunks_everywhere),
       cmocka_unit_test(sanitize_cuts_at_character),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
