@@ -528,6 +528,7 @@ ap_status_t ap_mp3_scan_frames(ap_byte_source_t *source,
       }
       *frames += 1;
       *bytes += frame.frame_bytes;
+      junk = 0;
       if (first_bitrate == 0) {
         first_bitrate = frame.bitrate;
       } else if (frame.bitrate != first_bitrate) {
