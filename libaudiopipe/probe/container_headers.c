@@ -434,6 +434,9 @@ static void parse_vbr_headers(const unsigned char *frame, size_t size,
     }
     return;
   }
+  /* NOTE: no VBRI file was at hand to check whether its frame count
+   * includes the VBRI frame itself; it is taken to exclude it, as Xing's
+   * does. */
   if (36 + 18 <= size && memcmp(frame + 36, "VBRI", 4) == 0) {
     header->has_vbr_header = 1;
     header->is_vbr = 1;
