@@ -366,7 +366,9 @@ static ap_status_t collect_outputs(const sink_set_t *set,
   return AP_OK;
 }
 
-/* Finishes every output, in the order of the options. */
+/* Finishes every output, in the order of the options.
+ * NOTE: when finishing one output fails, the outputs before it stay
+ * finished; an output cannot be taken back once it is in place. */
 static ap_status_t finish_outputs(const ap_process_options_t *options,
                                   const ap_process_result_t *result,
                                   ap_error_t *error) {
