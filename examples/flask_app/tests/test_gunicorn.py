@@ -10,6 +10,8 @@ import pytest
 
 import stack
 
+pytest.importorskip("gunicorn", reason="Debian's gunicorn package is missing")
+
 OWNER = {"X-Owner": "alice"}
 
 
