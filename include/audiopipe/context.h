@@ -36,6 +36,7 @@
 #include <audiopipe/config.h>
 #include <audiopipe/error.h>
 #include <audiopipe/limits.h>
+#include <audiopipe/storage.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,6 +95,17 @@ AP_EXPORT const ap_limits_t *ap_context_limits(const ap_context_t *context);
 /* Returns public.base_url, or NULL when it is not set. Owned by the
  * context. */
 AP_EXPORT const char *ap_context_public_base_url(const ap_context_t *context);
+
+/*
+ * Returns the object store named by objects.uri, for the functions of
+ * <audiopipe/storage.h>. Owned by the context: do not close it. Safe to
+ * use from several threads, like the context.
+ */
+AP_EXPORT ap_object_store_t *ap_context_object_store(ap_context_t *context);
+
+/* Returns the configuration the context was opened with (its own copy,
+ * owned by the context), for checks such as ap_signed_request_verify. */
+AP_EXPORT const ap_config_t *ap_context_config(const ap_context_t *context);
 
 #ifdef __cplusplus
 }

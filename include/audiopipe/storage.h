@@ -194,6 +194,21 @@ AP_EXPORT ap_status_t ap_object_upload_finish(ap_object_upload_t *upload,
  * allowed. */
 AP_EXPORT void ap_object_upload_close(ap_object_upload_t *upload);
 
+/*
+ * Presigns a GET of `key`, valid for `expires_seconds` (1 to 604800), and
+ * stores the absolute URL in `*url` (free it with ap_free) and its expiry
+ * as Unix seconds in `*expires_at` (may be NULL). The URL is signed for
+ * public.base_url, so it works only on that host. Fails with
+ * AP_ERR_INVALID_ARGUMENT for a bad key or expiry and AP_ERR_INVALID_CONFIG
+ * when signing.secret or public.base_url is unusable.
+ */
+AP_EXPORT ap_status_t ap_object_store_presign_get(ap_object_store_t *store,
+                                                  const char *key,
+                                                  int64_t expires_seconds,
+                                                  char **url,
+                                                  int64_t *expires_at,
+                                                  ap_error_t *error);
+
 #ifdef __cplusplus
 }
 #endif

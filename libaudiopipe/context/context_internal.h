@@ -13,17 +13,11 @@
 #include <audiopipe/context.h>
 #include <audiopipe/limits.h>
 
-typedef struct ap_object_store ap_object_store_t;
 typedef struct ap_meta_store ap_meta_store_t;
-
-/* The object store named by objects.uri. Owned by the context. */
-ap_object_store_t *ap_context_object_store(ap_context_t *context);
 
 /* The metadata store named by metadata.uri. Owned by the context. */
 ap_meta_store_t *ap_context_meta_store(ap_context_t *context);
 
-/* The configuration the context was opened with (its own copy). */
-const ap_config_t *ap_context_config(const ap_context_t *context);
 
 /*
  * The signing secret (signing.secret), `*size` bytes, not NUL-terminated

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/error_internal.h"
+#include "storage/s3_store.h"
 #include "storage/storage_internal.h"
 
 struct ap_object_store {
@@ -33,10 +34,24 @@ ap_status_t ap_object_store_open(const ap_config_t *config,
                         uri ? uri : "(unset)");
   }
   size_t scheme_length = (size_t)(separator - uri);
+  if (scheme_length == 2 && strncmp(uri, "s3", 2) == 0) {
+    ap_object_store_t *s3_store = calloc(1, sizeof *s3_store);
+    if (!s3_store) {
+      return AP_NO_MEMORY(error);
+    }
+    ap_status_t status = ap_s3_store_open(uri, config, &s3_store->backend,
+                                          &s3_store->state, error);
+    if (status != AP_OK) {
+      free(s3_store);
+      return status;
+    }
+    *out = s3_store;
+    return AP_OK;
+  }
   if (scheme_length != 4 || strncmp(uri, "file", 4) != 0) {
     return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_UNSUPPORTED,
                         "objects.uri scheme \"%.*s\" is not supported by "
-                        "this build: use file://PATH",
+                        "this build: use file://PATH or s3://BUCKET",
                         (int)scheme_length, uri);
   }
   const char *root = separator + 3;
@@ -69,6 +84,14 @@ void ap_object_store_close(ap_object_store_t *store) {
   }
   store->backend->close(store->state);
   free(store);
+}
+
+void *ap_object_store_backend_state(ap_object_store_t *store,
+                                    const char *backend_name) {
+  if (!store || strcmp(store->backend->name, backend_name) != 0) {
+    return NULL;
+  }
+  return store->state;
 }
 
 static ap_status_t check_store(const ap_object_store_t *store,
@@ -425,4 +448,34 @@ void ap_object_upload_close(ap_object_upload_t *upload) {
   }
   ap_output_close(upload->output);
   free(upload);
+}
+
+ap_status_t ap_object_store_presign_get(ap_object_store_t *store,
+                                        const char *key,
+                                        int64_t expires_seconds, char **url,
+                                        int64_t *expires_at,
+                                        ap_error_t *error) {
+  if (!url) {
+    return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_INVALID_ARGUMENT,
+                        "ap_object_store_presign_get: url is required");
+  }
+  *url = NULL;
+
+  ap_presigned_request_t presigned;
+  ap_status_t status = ap_object_store_presign(store, "GET", key, NULL, -1,
+                                               expires_seconds, &presigned,
+                                               error);
+  if (status != AP_OK) {
+    return status;
+  }
+
+  /* The URL moves to the caller; ap_free releases it like any string the
+   * library returns. */
+  *url = presigned.url;
+  presigned.url = NULL;
+  if (expires_at) {
+    *expires_at = presigned.expires_at;
+  }
+  ap_presigned_request_free(&presigned);
+  return AP_OK;
 }

@@ -12,7 +12,6 @@
 #include <audiopipe/meta.h>
 #include <audiopipe/waveform.h>
 
-#include "pending_api.h"
 #include "server.h"
 
 /* Items per page when the request names no limit. */
@@ -277,12 +276,11 @@ httpd_handle_asset_rendition(httpd_request_t *request,
                                "the asset has no rendition of that name");
   }
 
-  ap_presigned_request_t presigned;
-  memset(&presigned, 0, sizeof presigned);
+  char *url = NULL;
   ap_error_t error = {0};
   ap_status_t status =
-      ap_object_store_presign(request->server->store, "GET", key, NULL, -1,
-                              RENDITION_URL_TTL_S, &presigned, &error);
+      ap_object_store_presign_get(request->server->store, key,
+                                  RENDITION_URL_TTL_S, &url, NULL, &error);
   ap_asset_free(asset);
   if (status != AP_OK) {
     return httpd_respond_ap_error(request, connection, &error);
@@ -290,10 +288,10 @@ httpd_handle_asset_rendition(httpd_request_t *request,
   struct MHD_Response *response =
       MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
   if (response) {
-    MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, presigned.url);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, url);
     MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL,
                             "no-store");
   }
-  ap_presigned_request_free(&presigned);
+  ap_free(url);
   return httpd_queue(request, connection, MHD_HTTP_FOUND, response);
 }

@@ -13,7 +13,6 @@
 #include <audiopipe/log.h>
 #include <audiopipe/storage.h>
 
-#include "pending_api.h"
 #include "server.h"
 
 /* Bytes handed to libmicrohttpd per read of an object GET. */

@@ -17,7 +17,6 @@
 #include "auth.h"
 #include "cors.h"
 #include "httpd.h"
-#include "pending_api.h"
 #include "rate_limit.h"
 #include "sse.h"
 
