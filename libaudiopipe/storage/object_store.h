@@ -92,6 +92,12 @@ ap_object_store_presign(ap_object_store_t *store, const char *method,
 
 /* ---- Backend interface ---------------------------------------------- */
 
+/* Returns the state of `store`'s backend when it is the one named
+ * `backend_name` ("s3"), else NULL, so a backend's own calls can reach
+ * it. */
+void *ap_object_store_backend_state(ap_object_store_t *store,
+                                    const char *backend_name);
+
 /*
  * The operations a backend provides. `state` is the backend's own data.
  * Keys reaching a backend have passed ap_object_key_validate; prefixes

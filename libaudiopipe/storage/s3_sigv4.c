@@ -98,8 +98,7 @@ static ap_status_t text_finish(text_buffer_t *text, char **out,
 
 static int is_unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-         c == '~';
+         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
 ap_status_t ap_s3_uri_encode(const char *text, int keep_slash, char **out,
@@ -229,12 +228,12 @@ ap_status_t ap_s3_signing_key(const char *secret_access_key, const char *date,
                             region_key, error);
   }
   if (status == AP_OK) {
-    status = ap_hmac_sha256(region_key, sizeof region_key, "s3", 2,
-                            service_key, error);
+    status = ap_hmac_sha256(region_key, sizeof region_key, "s3", 2, service_key,
+                            error);
   }
   if (status == AP_OK) {
-    status = ap_hmac_sha256(service_key, sizeof service_key, "aws4_request",
-                            12, key, error);
+    status = ap_hmac_sha256(service_key, sizeof service_key, "aws4_request", 12,
+                            key, error);
   }
   OPENSSL_cleanse(first_key, secret_length + 4);
   free(first_key);
@@ -243,8 +242,7 @@ ap_status_t ap_s3_signing_key(const char *secret_access_key, const char *date,
 
 /* Signs `string_to_sign` under the key of `amz_date`'s day. */
 static ap_status_t sign_string(const ap_s3_credentials_t *credentials,
-                               const char *amz_date,
-                               const char *string_to_sign,
+                               const char *amz_date, const char *string_to_sign,
                                char signature[AP_S3_HEX_DIGEST_SIZE],
                                ap_error_t *error) {
   char day[9];
@@ -286,8 +284,7 @@ ap_status_t ap_s3_sign(const ap_s3_credentials_t *credentials,
   text_append_format(&request, "%s\n%s\n%s\n", method, encoded_path,
                      canonical_query);
   for (size_t i = 0; i < header_count; i++) {
-    text_append_format(&request, "%s:%s\n", headers[i].name,
-                       headers[i].value);
+    text_append_format(&request, "%s:%s\n", headers[i].name, headers[i].value);
   }
   text_append(&request, "\n");
   for (size_t i = 0; i < header_count; i++) {
@@ -301,8 +298,8 @@ ap_status_t ap_s3_sign(const ap_s3_credentials_t *credentials,
   }
 
   char request_hash[AP_S3_HEX_DIGEST_SIZE];
-  status = ap_s3_sha256_hex(request_text, strlen(request_text), request_hash,
-                            error);
+  status =
+      ap_s3_sha256_hex(request_text, strlen(request_text), request_hash, error);
 
   /* String to sign: algorithm, timestamp, scope and the request hash. */
   char *string_to_sign = NULL;
@@ -313,8 +310,8 @@ ap_status_t ap_s3_sign(const ap_s3_credentials_t *credentials,
     status = text_finish(&text, &string_to_sign, error);
   }
   if (status == AP_OK) {
-    status = sign_string(credentials, amz_date, string_to_sign, signature,
-                         error);
+    status =
+        sign_string(credentials, amz_date, string_to_sign, signature, error);
   }
   free(string_to_sign);
   if (status == AP_OK && canonical_request) {
@@ -335,9 +332,7 @@ static ap_status_t check_expiry(int64_t expires_seconds, ap_error_t *error) {
   return AP_OK;
 }
 
-static char *duplicate(const char *text) {
-  return text ? strdup(text) : NULL;
-}
+static char *duplicate(const char *text) { return text ? strdup(text) : NULL; }
 
 /* Adds the headers a client must send with a presigned PUT. */
 static ap_status_t fill_client_headers(const ap_s3_presign_input_t *input,
@@ -383,10 +378,9 @@ ap_status_t ap_s3_presign(const ap_s3_credentials_t *credentials,
   char amz_date[AP_S3_AMZ_DATE_SIZE];
   ap_s3_format_amz_date(input->now, amz_date);
   char credential[512];
-  int written = snprintf(credential, sizeof credential,
-                         "%s/%.8s/%s/s3/aws4_request",
-                         credentials->access_key_id, amz_date,
-                         credentials->region);
+  int written =
+      snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request",
+               credentials->access_key_id, amz_date, credentials->region);
   if (written < 0 || (size_t)written >= sizeof credential) {
     return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_INVALID_CONFIG,
                         "S3 access key id or region is too long: the "
@@ -435,8 +429,8 @@ ap_status_t ap_s3_presign(const ap_s3_credentials_t *credentials,
   params[used++] = (ap_s3_pair_t){"X-Amz-Date", amz_date};
   params[used++] = (ap_s3_pair_t){"X-Amz-Expires", expires};
   if (credentials->session_token && *credentials->session_token) {
-    params[used++] = (ap_s3_pair_t){"X-Amz-Security-Token",
-                                    credentials->session_token};
+    params[used++] =
+        (ap_s3_pair_t){"X-Amz-Security-Token", credentials->session_token};
   }
   params[used++] = (ap_s3_pair_t){"X-Amz-SignedHeaders", signed_headers};
 
@@ -463,8 +457,8 @@ ap_status_t ap_s3_presign(const ap_s3_credentials_t *credentials,
     }
   }
   if (status == AP_OK) {
-    status = fill_client_headers(input, has_length ? length_text : NULL, out,
-                                 error);
+    status =
+        fill_client_headers(input, has_length ? length_text : NULL, out, error);
   }
   if (status != AP_OK) {
     ap_presigned_request_free(out);
@@ -543,8 +537,7 @@ ap_status_t ap_s3_post_policy(const ap_s3_credentials_t *credentials,
                         " is invalid: pass 0 <= minimum <= maximum bytes",
                         input->min_length, input->max_length);
   }
-  const char *token = credentials->session_token &&
-                              *credentials->session_token
+  const char *token = credentials->session_token && *credentials->session_token
                           ? credentials->session_token
                           : NULL;
   if (!is_plain_json_text(input->bucket) || !is_plain_json_text(input->key) ||
@@ -560,10 +553,9 @@ ap_status_t ap_s3_post_policy(const ap_s3_credentials_t *credentials,
   char amz_date[AP_S3_AMZ_DATE_SIZE];
   ap_s3_format_amz_date(input->now, amz_date);
   char credential[512];
-  int written = snprintf(credential, sizeof credential,
-                         "%s/%.8s/%s/s3/aws4_request",
-                         credentials->access_key_id, amz_date,
-                         credentials->region);
+  int written =
+      snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request",
+               credentials->access_key_id, amz_date, credentials->region);
   if (written < 0 || (size_t)written >= sizeof credential) {
     return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_INVALID_CONFIG,
                         "S3 access key id or region is too long for a "
@@ -591,9 +583,9 @@ ap_status_t ap_s3_post_policy(const ap_s3_credentials_t *credentials,
                      "{\"x-amz-credential\":\"%s\"},"
                      "{\"x-amz-algorithm\":\"" ALGORITHM "\"},"
                      "{\"x-amz-date\":\"%s\"}",
-                     expiration, input->bucket, input->key,
-                     input->content_type, input->min_length, input->max_length,
-                     credential, amz_date);
+                     expiration, input->bucket, input->key, input->content_type,
+                     input->min_length, input->max_length, credential,
+                     amz_date);
   if (token) {
     text_append_format(&policy, ",{\"x-amz-security-token\":\"%s\"}", token);
   }
@@ -608,8 +600,8 @@ ap_status_t ap_s3_post_policy(const ap_s3_credentials_t *credentials,
   free(policy_json);
   char signature[AP_S3_HEX_DIGEST_SIZE];
   if (status == AP_OK) {
-    status = sign_string(credentials, amz_date, policy_base64, signature,
-                         error);
+    status =
+        sign_string(credentials, amz_date, policy_base64, signature, error);
   }
 
   enum { FIELD_CAPACITY = 8 };
@@ -624,30 +616,30 @@ ap_status_t ap_s3_post_policy(const ap_s3_credentials_t *credentials,
     status = add_field(out, FIELD_CAPACITY, "key", input->key, error);
   }
   if (status == AP_OK) {
-    status = add_field(out, FIELD_CAPACITY, "Content-Type",
-                       input->content_type, error);
-  }
-  if (status == AP_OK) {
-    status = add_field(out, FIELD_CAPACITY, "x-amz-credential", credential,
+    status = add_field(out, FIELD_CAPACITY, "Content-Type", input->content_type,
                        error);
   }
   if (status == AP_OK) {
-    status = add_field(out, FIELD_CAPACITY, "x-amz-algorithm", ALGORITHM,
-                       error);
+    status =
+        add_field(out, FIELD_CAPACITY, "x-amz-credential", credential, error);
+  }
+  if (status == AP_OK) {
+    status =
+        add_field(out, FIELD_CAPACITY, "x-amz-algorithm", ALGORITHM, error);
   }
   if (status == AP_OK) {
     status = add_field(out, FIELD_CAPACITY, "x-amz-date", amz_date, error);
   }
   if (status == AP_OK && token) {
-    status = add_field(out, FIELD_CAPACITY, "x-amz-security-token", token,
-                       error);
+    status =
+        add_field(out, FIELD_CAPACITY, "x-amz-security-token", token, error);
   }
   if (status == AP_OK) {
     status = add_field(out, FIELD_CAPACITY, "policy", policy_base64, error);
   }
   if (status == AP_OK) {
-    status = add_field(out, FIELD_CAPACITY, "x-amz-signature", signature,
-                       error);
+    status =
+        add_field(out, FIELD_CAPACITY, "x-amz-signature", signature, error);
   }
   free(policy_base64);
   if (status != AP_OK) {

@@ -124,7 +124,7 @@ void ap_s3_post_form_free(ap_s3_post_form_t *form);
 
 /* What a POST policy allows. */
 typedef struct ap_s3_post_policy_input {
-  const char *url;          /* bucket URL the form posts to */
+  const char *url; /* bucket URL the form posts to */
   const char *bucket;
   const char *key;          /* exact key, already validated */
   const char *content_type; /* exact Content-Type field, validated */

@@ -37,9 +37,8 @@ static void presign_get_matches_aws_example(void **state) {
   input.expires_seconds = 86400;
   ap_presigned_request_t request;
   ap_error_t error = {0};
-  assert_int_equal(ap_s3_presign(&example_credentials, &input, &request,
-                                 &error),
-                   AP_OK);
+  assert_int_equal(
+      ap_s3_presign(&example_credentials, &input, &request, &error), AP_OK);
   assert_string_equal(
       request.url,
       "https://examplebucket.s3.amazonaws.com/test.txt"
@@ -161,20 +160,19 @@ static void presign_rejects_long_expiry(void **state) {
   ap_error_t error = {0};
 
   input.expires_seconds = 604801;
-  assert_int_equal(ap_s3_presign(&example_credentials, &input, &request,
-                                 &error),
-                   AP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      ap_s3_presign(&example_credentials, &input, &request, &error),
+      AP_ERR_INVALID_ARGUMENT);
   assert_null(request.url);
 
   input.expires_seconds = 0;
-  assert_int_equal(ap_s3_presign(&example_credentials, &input, &request,
-                                 &error),
-                   AP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      ap_s3_presign(&example_credentials, &input, &request, &error),
+      AP_ERR_INVALID_ARGUMENT);
 
   input.expires_seconds = 604800;
-  assert_int_equal(ap_s3_presign(&example_credentials, &input, &request,
-                                 &error),
-                   AP_OK);
+  assert_int_equal(
+      ap_s3_presign(&example_credentials, &input, &request, &error), AP_OK);
   assert_non_null(strstr(request.url, "X-Amz-Expires=604800&"));
   ap_presigned_request_free(&request);
 }
@@ -211,8 +209,7 @@ static void presign_put_signs_type_and_length(void **state) {
   ap_presigned_request_free(&request);
 }
 
-static const char *find_field(const ap_s3_post_form_t *form,
-                              const char *name) {
+static const char *find_field(const ap_s3_post_form_t *form, const char *name) {
   for (size_t i = 0; i < form->field_count; i++) {
     if (strcmp(form->fields[i].name, name) == 0) {
       return form->fields[i].value;
@@ -234,9 +231,8 @@ static void post_policy_document_shape(void **state) {
   input.expires_seconds = 3600;
   ap_s3_post_form_t form;
   ap_error_t error = {0};
-  assert_int_equal(ap_s3_post_policy(&example_credentials, &input, &form,
-                                     &error),
-                   AP_OK);
+  assert_int_equal(
+      ap_s3_post_policy(&example_credentials, &input, &form, &error), AP_OK);
   assert_string_equal(form.url, "http://127.0.0.1:9000/bucket");
   assert_string_equal(find_field(&form, "key"), "uploads/abc.mp3");
   assert_string_equal(find_field(&form, "Content-Type"), "audio/mpeg");
@@ -279,14 +275,14 @@ static void post_policy_rejects_bad_range(void **state) {
   input.expires_seconds = 60;
   ap_s3_post_form_t form;
   ap_error_t error = {0};
-  assert_int_equal(ap_s3_post_policy(&example_credentials, &input, &form,
-                                     &error),
-                   AP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      ap_s3_post_policy(&example_credentials, &input, &form, &error),
+      AP_ERR_INVALID_ARGUMENT);
   input.min_length = 0;
   input.expires_seconds = 604801;
-  assert_int_equal(ap_s3_post_policy(&example_credentials, &input, &form,
-                                     &error),
-                   AP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      ap_s3_post_policy(&example_credentials, &input, &form, &error),
+      AP_ERR_INVALID_ARGUMENT);
 }
 
 int main(void) {
