@@ -25,7 +25,7 @@ static const ap_config_key_info_t key_table[] = {
     /* Context: backends, secrets and addresses (see <audiopipe/context.h>). */
     {"metadata.uri", "string", "sqlite://./audiopipe-data/meta.db", "",
      "Metadata store: sqlite://PATH, a SQLite file (created if missing)."},
-    {"metadata.sqlite_synchronous", "string", "FULL", "",
+    {"metadata.sqlite_synchronous", "string", "NORMAL", "",
      "SQLite synchronous mode, FULL (survives power loss) or NORMAL (survives process crashes)."},
     {"metadata.pool_size", "integer", "4", "connections",
      "SQLite connections the context keeps open for concurrent calls (1 to 64)."},

@@ -406,6 +406,29 @@ static ap_status_t run_guarded(sqlite3 *db, sqlite3_stmt *statement,
   return AP_OK;
 }
 
+/*
+ * Runs a guarded UPDATE in its own BEGIN IMMEDIATE transaction. In
+ * autocommit mode the UPDATE would start as a reader and upgrade to a
+ * writer, and in WAL mode that upgrade fails at once with SQLITE_BUSY
+ * (no busy handler) when another connection committed since its read
+ * began, so concurrent reports failed spuriously.
+ */
+static ap_status_t run_guarded_transaction(ap_sqlite_store_t *store,
+                                           sqlite3 *db, sqlite3_stmt *statement,
+                                           const char *id, const char *what,
+                                           ap_error_t *error) {
+  ap_status_t status = ap_sqlite_begin(store, db, error);
+  if (status == AP_OK) {
+    status = run_guarded(db, statement, id, what, error);
+  }
+  if (status == AP_OK) {
+    status = ap_sqlite_commit(store, db, error);
+  } else {
+    ap_sqlite_rollback(store, db);
+  }
+  return status;
+}
+
 ap_status_t ap_sqlite_job_heartbeat(void *state, const char *id,
                                     const char *token, int64_t lease_ms,
                                     int64_t now_ms, ap_error_t *error) {
@@ -423,7 +446,8 @@ ap_status_t ap_sqlite_job_heartbeat(void *state, const char *id,
     sqlite3_bind_int64(statement, 3, now_ms + lease_ms);
     sqlite3_bind_int64(statement, 4, now_ms);
     sqlite3_bind_int(statement, 5, AP_JOB_RUNNING);
-    status = run_guarded(db, statement, id, "renewing job lease", error);
+    status = run_guarded_transaction(store, db, statement, id,
+                                     "renewing job lease", error);
     sqlite3_finalize(statement);
   }
   ap_sqlite_release(store, db);
@@ -449,7 +473,8 @@ ap_status_t ap_sqlite_job_progress(void *state, const char *id,
     ap_sqlite_bind_text(statement, 4, stage);
     sqlite3_bind_int64(statement, 5, now_ms);
     sqlite3_bind_int(statement, 6, AP_JOB_RUNNING);
-    status = run_guarded(db, statement, id, "recording job progress", error);
+    status = run_guarded_transaction(store, db, statement, id,
+                                     "recording job progress", error);
     sqlite3_finalize(statement);
   }
   ap_sqlite_release(store, db);
@@ -476,7 +501,8 @@ ap_status_t ap_sqlite_job_complete(void *state, const char *id,
     ap_sqlite_bind_text(statement, 4, result_json);
     sqlite3_bind_int64(statement, 5, now_ms);
     sqlite3_bind_int(statement, 6, AP_JOB_RUNNING);
-    status = run_guarded(db, statement, id, "completing job", error);
+    status = run_guarded_transaction(store, db, statement, id, "completing job",
+                                     error);
     sqlite3_finalize(statement);
   }
   ap_sqlite_release(store, db);

@@ -25,6 +25,18 @@ typedef struct ap_sqlite_store {
    * borrowed the connection reads or writes its entry. */
   int *holds_write;
   ap_meta_settings_t settings;
+  /* Background checkpoints: the pool's connections never checkpoint
+   * themselves (wal_autocheckpoint=0), because a checkpoint syncs the
+   * database file and would stall the commit that triggered it. Their WAL
+   * hook wakes this thread instead, which checkpoints on its own
+   * connection in PASSIVE mode while writers go on. */
+  sqlite3 *checkpoint_connection;
+  pthread_t checkpoint_thread;
+  int checkpoint_thread_started;
+  pthread_mutex_t checkpoint_mutex;
+  pthread_cond_t checkpoint_wake;
+  int checkpoint_pending; /* under checkpoint_mutex */
+  int checkpoint_stop;    /* under checkpoint_mutex */
 } ap_sqlite_store_t;
 
 /* Borrows a connection, waiting while every connection is in use. */
