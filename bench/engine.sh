@@ -9,6 +9,8 @@
 # 540 s in all, 44.1 kHz stereo.
 #
 # Usage: bench/engine.sh [AUDIOPIPE]
+# AP_BENCH_RUNS (default 3) and AP_BENCH_WARMUP (default 1) set hyperfine's
+# runs, and AP_BENCH_FORMATS (default "mp3 flac m4a opus") the formats.
 #   AUDIOPIPE  the tool to measure (default: build-bench/servers/cli/audiopipe,
 #              built in Release here when missing)
 # Run as root the first time so missing packages can be installed.
@@ -20,6 +22,8 @@ results=$root/bench/results
 work=$results/work
 mkdir -p "$results" "$work"
 runs=${AP_BENCH_RUNS:-3}
+warmup=${AP_BENCH_WARMUP:-1}
+read -r -a formats <<<"${AP_BENCH_FORMATS:-mp3 flac m4a opus}"
 
 scripts/install-deps.sh hyperfine singularity-music time
 
@@ -54,13 +58,13 @@ for format in mp3 flac m4a opus; do
 done
 duration=$(ffprobe -v error -show_entries format=duration -of csv=p=0 \
   "$master")
-echo "track: $duration s; formats: mp3 flac m4a opus; $runs runs each"
+echo "track: $duration s; formats: ${formats[*]}; $runs runs each"
 
 # Mean wall-clock seconds of one command, from hyperfine's JSON export.
 measure() {
   local name=$1
   shift
-  hyperfine --style none --runs "$runs" --warmup 1 \
+  hyperfine --style none --runs "$runs" --warmup "$warmup" \
     --export-json "$results/$name.json" "$@" >/dev/null
   python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][0]["mean"])' \
     "$results/$name.json"
@@ -68,7 +72,7 @@ measure() {
 
 printf '\n%-6s %12s %12s %8s %12s %8s %14s\n' format audiopipe ffmpeg-chain \
   ratio ffmpeg-opus ratio analysis-x-rt
-for format in mp3 flac m4a opus; do
+for format in "${formats[@]}"; do
   input=$work/track.$format
 
   # (a) audiopipe: analysis, a waveform and an Opus 64k rendition.
