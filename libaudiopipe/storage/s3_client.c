@@ -428,10 +428,6 @@ static CURLcode run_transfer(ap_s3_client_t *client,
     header_failed |= !next;
     headers = next ? next : headers;
   }
-  /* An empty Expect stops libcurl waiting for "100 Continue" on PUT. */
-  next = curl_slist_append(headers, "Expect:");
-  header_failed |= !next;
-  headers = next ? next : headers;
   if (header_failed) {
     curl_slist_free_all(headers);
     curl_easy_cleanup(handle);

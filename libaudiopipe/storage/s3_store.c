@@ -15,10 +15,13 @@
 #include "storage/s3_store.h"
 #include "storage/storage_internal.h"
 
-/* Bytes a reader fetches at least per ranged GET. Probing an M4A reads
- * small boxes at the start and the `moov` at the end, so a modest buffer
- * keeps the request count low without fetching the whole object. */
-#define READ_AHEAD_SIZE (256 * 1024)
+/* Bytes a reader fetches at least per ranged GET after a seek. Probing
+ * an M4A reads small boxes at the start and the `moov` at the end, so a
+ * small first range avoids fetching the middle. Each read that continues
+ * where the buffer ended doubles the range, up to the maximum, so a
+ * sequential decode needs few requests. */
+#define READ_AHEAD_MIN_SIZE (64 * 1024)
+#define READ_AHEAD_MAX_SIZE (4 * 1024 * 1024)
 
 typedef struct s3_store {
   ap_s3_client_t *client;
@@ -107,12 +110,22 @@ typedef struct s3_reader {
   char *buffer; /* bytes [buffer_offset, buffer_offset + buffer_length) */
   int64_t buffer_offset;
   size_t buffer_length;
+  size_t read_ahead; /* bytes of the next range request */
 } s3_reader_t;
 
 /* Replaces the buffer with the bytes from `offset`, at least `wanted`. */
 static ap_status_t fill_buffer(s3_reader_t *reader, int64_t offset,
                                size_t wanted, ap_error_t *error) {
-  int64_t length = wanted > READ_AHEAD_SIZE ? (int64_t)wanted : READ_AHEAD_SIZE;
+  int sequential =
+      reader->buffer &&
+      offset == reader->buffer_offset + (int64_t)reader->buffer_length;
+  if (!sequential) {
+    reader->read_ahead = READ_AHEAD_MIN_SIZE;
+  } else if (reader->read_ahead < READ_AHEAD_MAX_SIZE) {
+    reader->read_ahead *= 2;
+  }
+  int64_t length = wanted > reader->read_ahead ? (int64_t)wanted
+                                               : (int64_t)reader->read_ahead;
   if (length > reader->size - offset) {
     length = reader->size - offset;
   }
