@@ -107,6 +107,59 @@ AP_EXPORT ap_object_store_t *ap_context_object_store(ap_context_t *context);
  * owned by the context), for checks such as ap_signed_request_verify. */
 AP_EXPORT const ap_config_t *ap_context_config(const ap_context_t *context);
 
+/*
+ * Progress of a backup or restore: `pages_done` of `pages_total` SQLite
+ * pages copied so far. Called on the calling thread after each step.
+ */
+typedef void (*ap_backup_progress_fn)(void *user_data, int64_t pages_done,
+                                      int64_t pages_total);
+
+/* What a backup copied. */
+typedef struct ap_backup_summary {
+  int64_t objects; /* object files copied (listed in MANIFEST) */
+} ap_backup_summary_t;
+
+/*
+ * Backs up the embedded backends of `context` into the directory
+ * `destination`, which must be missing or empty: the SQLite metadata
+ * database as destination/meta.db through SQLite's online backup API
+ * (in steps of 1024 pages, so the context and other processes keep
+ * writing), then every file of the file object store into
+ * destination/objects with one "<bytes> <key>" line per file in
+ * destination/MANIFEST. The copy passes PRAGMA integrity_check or the
+ * call fails.
+ *
+ * The database is a consistent snapshot; the objects are copied after it,
+ * so every object its rows name is present, plus objects written later.
+ * An object deleted during the copy is left out. Writes in progress
+ * (".tmp-" files) are not copied. `progress` and `summary` may be NULL.
+ *
+ * Fails with AP_ERR_UNSUPPORTED unless metadata.uri is sqlite:// and
+ * objects.uri is file://; AP_ERR_CONFLICT when `destination` is not
+ * empty; AP_ERR_UNAVAILABLE when the database stays locked; AP_ERR_IO
+ * on any read or write failure. A failed backup leaves a partial
+ * directory that must not be restored.
+ */
+AP_EXPORT ap_status_t ap_context_backup(ap_context_t *context,
+                                        const char *destination,
+                                        ap_backup_progress_fn progress,
+                                        void *user_data,
+                                        ap_backup_summary_t *summary,
+                                        ap_error_t *error);
+
+/*
+ * Restores a directory written by ap_context_backup into the paths that
+ * `config` names: the database file of metadata.uri, which must not
+ * exist (its directory must), and the root of objects.uri, which must be
+ * missing or empty. Run it before any server opens those paths. Fails
+ * with AP_ERR_CONFLICT rather than overwrite, AP_ERR_NOT_FOUND when
+ * `source` has no meta.db, and AP_ERR_UNSUPPORTED for other backends.
+ */
+AP_EXPORT ap_status_t ap_context_restore(const ap_config_t *config,
+                                         const char *source,
+                                         ap_backup_progress_fn progress,
+                                         void *user_data, ap_error_t *error);
+
 #ifdef __cplusplus
 }
 #endif

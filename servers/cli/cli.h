@@ -31,6 +31,9 @@ typedef struct cli_command {
 
 int cli_probe_main(int argc, char **argv);
 int cli_process_main(int argc, char **argv);
+int cli_config_main(int argc, char **argv);
+int cli_backup_main(int argc, char **argv);
+int cli_restore_main(int argc, char **argv);
 
 /* Program name used as the prefix of every error line. */
 #define CLI_PROGRAM "audiopipe"

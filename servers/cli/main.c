@@ -13,6 +13,11 @@ static const cli_command_t commands[] = {
      cli_probe_main},
     {"process", "analyse an input and write waveforms and renditions",
      cli_process_main},
+    {"config", "list every AUDIOPIPE_* setting with its default and unit",
+     cli_config_main},
+    {"backup", "back up the metadata database and object store online",
+     cli_backup_main},
+    {"restore", "restore a backup into empty data paths", cli_restore_main},
 };
 
 static const size_t command_count = sizeof commands / sizeof commands[0];
