@@ -82,7 +82,7 @@ def _client_settings(overrides: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
 
 
 def _owner() -> str:
-    """Return the request's owner, or answer 401 without one."""
+    """Return the request's owner, or abort with 401 when there is none."""
     owner = request.headers.get("X-Owner") or request.cookies.get("owner") or ""
     owner = owner.strip()
     if not owner:
@@ -120,7 +120,7 @@ def create_app(
 ) -> Flask:
     """Build the app.
 
-    ``config`` holds libaudiopipe configuration keys (for example
+    ``config`` contains libaudiopipe configuration keys (for example
     ``{"public.base_url": "http://127.0.0.1:8000"}``) on top of the
     AUDIOPIPE_* environment; ``client`` replaces the Client entirely
     (tests share one between the app and an in-process worker).

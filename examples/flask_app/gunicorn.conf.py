@@ -1,9 +1,9 @@
 """gunicorn settings for the example app.
 
-gthread workers suit this app: requests spend their time in libaudiopipe
-calls that release the GIL (SQLite, file I/O), and each server-sent
-events stream holds one thread while it waits on a job watch, so the
-thread count bounds the concurrent streams per worker.
+gthread workers suit this app, because requests spend their time in
+libaudiopipe calls that release the GIL (SQLite, file I/O). Each
+server-sent events stream occupies one thread while it waits on a job
+watch, so the thread count bounds the concurrent streams per worker.
 """
 
 import multiprocessing

@@ -5,10 +5,11 @@ This is an example of the job protocol, run beside gunicorn:
 
     python3 worker.py
 
-It claims one process_asset job at a time, copies the original to a
-temporary file, runs audiopipe.analyze (loudness, a 16-bit .dat waveform
-and an Opus rendition) while reporting progress to the job, stores the
-outputs in the object store, and marks the asset ready. A failure marks
+It claims one process_asset job at a time and copies the original to a
+temporary file. It runs audiopipe.analyze (loudness, a 16-bit .dat
+waveform and an Opus rendition) while reporting progress to the job.
+Then it stores the outputs in the object store and marks the asset
+ready. A failure marks
 the asset failed and reports the job failed (retried when the error is
 retryable). Run as many worker processes as there are cores to spare.
 

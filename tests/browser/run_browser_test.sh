@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the headless Chromium test of the Flask example page. Exits 77
 # (skipped, for ctest's SKIP_RETURN_CODE) when Debian's chromium or the
-# playwright-core npm package is missing, and says which.
+# playwright-core npm package is missing, and names the missing one.
 # Usage: run_browser_test.sh ARTEFACT_DIR
 set -euo pipefail
 

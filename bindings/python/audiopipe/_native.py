@@ -344,7 +344,7 @@ _STATUS_FUNCTIONS = [
     ("ap_output_finish", [_P]),
 ]
 
-# (name, restype, argtypes) for functions that cannot fail.
+# (name, restype, argtypes) of the functions without a status return.
 _PLAIN_FUNCTIONS = [
     ("ap_free", None, [_P]),
     ("ap_version_string", _S, []),

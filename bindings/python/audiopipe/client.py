@@ -1,10 +1,9 @@
 """Client: uploads, assets and jobs over one ap_context_t.
 
 A Client opens the backends named by its configuration (metadata.uri,
-objects.uri, queue.uri) once and may be shared by every thread of a
-process, because the C context is thread-safe and the Client keeps no
-other mutable state except its lazily opened object store, which a lock
-guards. Close it (or use it as a context manager) when no call is
+objects.uri, queue.uri) once. Every thread of a process may share it,
+because the C context is thread-safe. The only other mutable state, the
+lazily opened object store, is guarded by a lock. Close it (or use it as a context manager) when no call is
 running; __del__ closes it as a fallback.
 """
 
@@ -206,7 +205,7 @@ class VerifiedObjectRequest:
 
 @dataclass(frozen=True)
 class StoredObject:
-    """What the object store records about one object."""
+    """Object store record of one object: size, content type and time."""
 
     key: str
     size: int
@@ -789,7 +788,7 @@ class Client:
     ) -> VerifiedObjectRequest:
         """Check a presigned object URL as received by an HTTP server.
 
-        ``query`` holds the percent-decoded X-Ap-* parameters. Raises
+        ``query`` contains the percent-decoded X-Ap-* parameters. Raises
         SignatureError for a tampered or mismatched request and
         ExpiredError past the expiry.
         """

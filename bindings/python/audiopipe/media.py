@@ -42,10 +42,10 @@ class Picture:
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """What an input is, as ap_media_info_to_json describes it.
+    """Description of an input, as ap_media_info_to_json writes it.
 
     ``duration`` is in seconds after encoder delay and padding, or None
-    when it could not be established; ``bitrate`` is the audio stream's
+    when it could not be established. ``bitrate`` is the audio stream's
     bit rate in bits per second (0 when unknown).
     """
 
@@ -123,8 +123,9 @@ class MediaInfo:
 class Loudness:
     """Loudness and level measurements of one input.
 
-    A value that is undefined is None, and the matching ``*_reason`` field
-    says why ("too_short", "below_absolute_gate", "digital_silence").
+    A value that is undefined is None. ``integrated_lufs_reason`` gives
+    the reason for the integrated loudness ("too_short" or
+    "below_absolute_gate"), and Analysis.raw has the reasons of the others.
     Loudness is in LUFS, loudness range in LU, peaks and RMS in dBFS
     (true peak in dBTP), silences in seconds.
     """

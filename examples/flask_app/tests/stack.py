@@ -6,7 +6,7 @@ Used by test_gunicorn.py, and as a program by the browser test:
 
     python3 stack.py DIRECTORY
 
-prints "READY http://127.0.0.1:PORT" once /healthz answers, and stops
+prints "READY http://127.0.0.1:PORT" once /healthz responds, and stops
 both processes when its standard input closes or it receives SIGTERM.
 """
 
