@@ -649,12 +649,10 @@ def test_many_streams(server, driver, count=200):
                    check=True)
 
 
-def test_proxied_events(server, driver, nginx, root):
-    """The same stream checks behind a stock nginx proxy_pass."""
-    if not nginx:
-        check("nginx is available for the proxy test", False, "not found")
-        return
-    directory = os.path.join(root, "nginx")
+def start_nginx(nginx, directory, upstream_port):
+    """Starts a stock nginx with `location / { proxy_pass ...; }` to the
+    upstream port, with its config, pid file and temporary paths in
+    `directory`. Returns the process and its base URL once it serves."""
     os.makedirs(os.path.join(directory, "logs"))
     port = free_port()
     config = os.path.join(directory, "nginx.conf")
@@ -677,16 +675,25 @@ http {
     location / { proxy_pass http://127.0.0.1:%(upstream)d; }
   }
 }
-""" % {"d": directory, "port": port, "upstream": server.port})
+""" % {"d": directory, "port": port, "upstream": upstream_port})
     proxy = subprocess.Popen([nginx, "-c", config, "-p", directory],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
+    base = "http://127.0.0.1:%d" % port
+    deadline = time.time() + 10
+    while time.time() < deadline and \
+            curl(base + "/healthz", timeout=2).status != 200:
+        time.sleep(0.05)
+    return proxy, base
+
+
+def test_proxied_events(server, driver, nginx, root):
+    """The same stream checks behind a stock nginx proxy_pass."""
+    if not nginx:
+        check("nginx is available for the proxy test", False, "not found")
+        return
+    proxy, base = start_nginx(nginx, os.path.join(root, "nginx"), server.port)
     try:
-        base = "http://127.0.0.1:%d" % port
-        deadline = time.time() + 10
-        while time.time() < deadline and \
-                curl(base + "/healthz", timeout=2).status != 200:
-            time.sleep(0.05)
         run_stream_checks("sse via nginx", base, server, driver, False)
     finally:
         proxy.terminate()
