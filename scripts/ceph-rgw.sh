@@ -154,11 +154,12 @@ start() {
   start_daemon osd ceph-osd -c "$conf" -f -i "$osd_id"
   start_daemon radosgw radosgw -c "$conf" -f -n client.rgw
 
-  if [ "$first_start" = 1 ]; then
-    timeout 120 radosgw-admin -c "$conf" -n client.rgw user create \
-      --uid=audiopipe --display-name=audiopipe --access-key="$access_key" \
-      --secret-key="$secret_key" >"$dir/log/user.out" 2>&1
-  fi
+  # Creating the user on every start also recovers a cluster whose OSD
+  # was killed without flushing memstore; an existing user makes it fail
+  # harmlessly.
+  timeout 120 radosgw-admin -c "$conf" -n client.rgw user create \
+    --uid=audiopipe --display-name=audiopipe --access-key="$access_key" \
+    --secret-key="$secret_key" >"$dir/log/user.out" 2>&1 || true
 
   for _ in $(seq 1 600); do
     if gateway_ready; then

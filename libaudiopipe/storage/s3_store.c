@@ -390,8 +390,9 @@ typedef struct s3_writer {
   s3_store_t *store;
   char *key;
   char *content_type;
-  char *buffer; /* the part being filled, store->part_size bytes */
+  char *buffer; /* the part being filled, up to store->part_size bytes */
   size_t length;
+  size_t capacity; /* grows by doubling, so small objects stay small */
   char *upload_id; /* NULL until the first part is uploaded */
   ap_s3_part_t *parts;
   size_t part_count;
@@ -448,14 +449,25 @@ static int writer_write(void *user_data, const void *data, size_t size,
                         ap_error_t *error) {
   s3_writer_t *writer = user_data;
   const char *bytes = data;
-  size_t capacity = (size_t)writer->store->part_size;
+  size_t part_size = (size_t)writer->store->part_size;
   while (size > 0) {
     /* A full part is sent only once more bytes follow, so the last part
      * is never empty. */
-    if (writer->length == capacity && flush_part(writer, error) != AP_OK) {
+    if (writer->length == part_size && flush_part(writer, error) != AP_OK) {
       return -1;
     }
-    size_t room = capacity - writer->length;
+    if (writer->length == writer->capacity) {
+      size_t capacity = writer->capacity * 2;
+      capacity = capacity > part_size ? part_size : capacity;
+      char *grown = realloc(writer->buffer, capacity);
+      if (!grown) {
+        AP_NO_MEMORY(error);
+        return -1;
+      }
+      writer->buffer = grown;
+      writer->capacity = capacity;
+    }
+    size_t room = writer->capacity - writer->length;
     size_t count = size < room ? size : room;
     memcpy(writer->buffer + writer->length, bytes, count);
     writer->length += count;
@@ -527,7 +539,8 @@ static ap_status_t s3_open_write(void *state, const char *key,
   writer->store = store;
   writer->key = strdup(key);
   writer->content_type = strdup(content_type);
-  writer->buffer = malloc((size_t)store->part_size);
+  writer->capacity = 64 * 1024;
+  writer->buffer = malloc(writer->capacity);
   if (!writer->key || !writer->content_type || !writer->buffer) {
     writer_free(writer);
     return AP_NO_MEMORY(error);

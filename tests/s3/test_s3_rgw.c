@@ -256,6 +256,65 @@ static void backend_put_stat_get_delete(void **state) {
   ap_object_store_close(store);
 }
 
+typedef struct listing {
+  int count;
+  int ordered;
+  char previous[256];
+} listing_t;
+
+static int check_order(void *user_data, const char *key,
+                       const ap_object_info_t *info) {
+  listing_t *listing = user_data;
+  if (listing->count > 0 && strcmp(listing->previous, key) >= 0) {
+    listing->ordered = 0;
+  }
+  if (info->size != 1) {
+    listing->ordered = 0;
+  }
+  snprintf(listing->previous, sizeof listing->previous, "%s", key);
+  listing->count++;
+  return 0;
+}
+
+/* ListObjectsV2 returns at most 1000 keys a page, so 1005 objects need a
+ * continuation token. */
+static void list_follows_continuation(void **state) {
+  (void)state;
+  ap_object_store_t *store = open_store(NULL, NULL);
+  enum { OBJECT_COUNT = 1005 };
+  char key[128];
+  for (int i = 0; i < OBJECT_COUNT; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "many/%04d", i);
+    make_key(key, sizeof key, name);
+    put_bytes(store, key, "text/plain", "x", 1);
+  }
+  char prefix[128];
+  make_key(prefix, sizeof prefix, "many/");
+  listing_t listing = {0, 1, ""};
+  ap_error_t error = {0};
+  assert_int_equal(
+      ap_object_store_list(store, prefix, check_order, &listing, &error),
+      AP_OK);
+  assert_int_equal(listing.count, OBJECT_COUNT);
+  assert_true(listing.ordered);
+  make_key(key, sizeof key, "many/1004");
+  assert_string_equal(listing.previous, key);
+
+  for (int i = 0; i < OBJECT_COUNT; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "many/%04d", i);
+    make_key(key, sizeof key, name);
+    assert_int_equal(ap_object_store_delete(store, key, &error), AP_OK);
+  }
+  listing = (listing_t){0, 1, ""};
+  assert_int_equal(
+      ap_object_store_list(store, prefix, check_order, &listing, &error),
+      AP_OK);
+  assert_int_equal(listing.count, 0);
+  ap_object_store_close(store);
+}
+
 static void probe_m4a_moov_at_end(void **state) {
   (void)state;
   ap_object_store_t *store = open_store(NULL, NULL);
@@ -720,6 +779,7 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(backend_put_stat_get_delete),
+      cmocka_unit_test(list_follows_continuation),
       cmocka_unit_test(probe_m4a_moov_at_end),
       cmocka_unit_test(presigned_put_signs_content_type),
       cmocka_unit_test(presigned_url_bound_to_host),
