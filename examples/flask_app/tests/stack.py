@@ -51,6 +51,11 @@ def _environment(directory: str, base_url: str, port: int) -> dict:
             "GUNICORN_THREADS": "4",
         }
     )
+    # The processes run in APP_DIR, so a relative library path would break.
+    if environment.get("AUDIOPIPE_LIBRARY"):
+        environment["AUDIOPIPE_LIBRARY"] = os.path.abspath(
+            environment["AUDIOPIPE_LIBRARY"]
+        )
     environment.pop("SENTRY_DSN", None)
     return environment
 
