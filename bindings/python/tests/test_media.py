@@ -282,3 +282,13 @@ def test_error_hook_skips_input_errors(case):
 
 def test_library_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+", audiopipe.library_version())
+
+
+def test_static_error_declarations_match():
+    source = open(errors.__file__, encoding="utf-8").read()
+    declared = re.findall(r"^    class (\w+)\((\w+)\): \.\.\.$", source, re.MULTILINE)
+    expected = [
+        (row[2], errors.CLASSES_BY_CODE[row[0]].__base__.__name__)
+        for row in errors.ERROR_CODES
+    ]
+    assert declared == expected
