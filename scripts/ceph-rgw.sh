@@ -112,7 +112,7 @@ ensure_packages() {
     ceph-osd ceph-common >"$dir/log/apt.out" 2>&1
 }
 
-# Succeeds once an authenticated ListBuckets answers 200.
+# Succeeds once an authenticated ListBuckets returns 200.
 gateway_ready() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
     --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access_key:$secret_key" \
@@ -155,8 +155,8 @@ start() {
   start_daemon radosgw radosgw -c "$conf" -f -n client.rgw
 
   # Creating the user on every start also recovers a cluster whose OSD
-  # was killed without flushing memstore; an existing user makes it fail
-  # harmlessly.
+  # was killed without flushing memstore. When the user exists, the
+  # command fails and the start goes on.
   timeout 120 radosgw-admin -c "$conf" -n client.rgw user create \
     --uid=audiopipe --display-name=audiopipe --access-key="$access_key" \
     --secret-key="$secret_key" >"$dir/log/user.out" 2>&1 || true
@@ -168,7 +168,7 @@ start() {
     sleep 0.2
   done
   if ! gateway_ready; then
-    echo "radosgw did not answer on 127.0.0.1:$port: see $dir/log" >&2
+    echo "radosgw did not respond on 127.0.0.1:$port: see $dir/log" >&2
     stop_all
     exit 1
   fi

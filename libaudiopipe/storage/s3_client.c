@@ -18,12 +18,12 @@
 #include "storage/s3_client.h"
 #include "storage/storage_internal.h"
 
-/* Wait before the second attempt; each later attempt waits 4 times as
+/* Wait before the second attempt. Each later attempt waits 4 times as
  * long (100 ms, 400 ms, 1.6 s). */
 #define RETRY_BASE_MS 100
 
-/* Largest error or listing body kept in memory: listings of 1000 keys
- * are about 300 KiB. Object bodies are bounded by the ranged reads. */
+/* Largest response body kept in memory. A listing of 1000 keys is about
+ * 300 KiB, and object bodies are bounded by the ranged reads. */
 #define MAX_RESPONSE_BODY (64 * 1024 * 1024)
 
 struct ap_s3_client {
@@ -487,7 +487,7 @@ static CURLcode run_transfer(ap_s3_client_t *client,
   return code;
 }
 
-/* Maps an S3 error answer to our code, keeping S3's code and message. */
+/* Maps an S3 error response to our code, keeping S3's code and message. */
 static ap_status_t map_s3_error(const ap_s3_request_t *request,
                                 const ap_s3_response_t *response,
                                 ap_error_t *error) {

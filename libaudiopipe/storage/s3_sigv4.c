@@ -21,8 +21,8 @@
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 
-/* A growable NUL-terminated string; `failed` sticks after a failed
- * allocation so a chain of appends needs one check at the end. */
+/* A growable NUL-terminated string. `failed` stays set after a failed
+ * allocation, so a chain of appends needs one check at the end. */
 typedef struct text_buffer {
   char *data;
   size_t length;

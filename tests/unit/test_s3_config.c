@@ -1,6 +1,6 @@
 /*
  * The S3 backend without a server: parsing objects.uri, credentials,
- * path-style and virtual-hosted URLs, and reading S3 XML answers.
+ * path-style and virtual-hosted URLs, and reading S3 XML responses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
