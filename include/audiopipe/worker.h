@@ -12,7 +12,8 @@
  *   -> asset results and status ready -> ap_job_complete.
  *
  * A heartbeat thread renews the lease every heartbeat interval while the
- * job runs, so a long decode of a healthy job never loses its lease. When
+ * job runs, so a long decode of a healthy job keeps its lease for as long
+ * as the metadata store accepts the renewals within the lease. When
  * the lease is lost (AP_ERR_LEASE_LOST: the job was re-queued, claimed by
  * another worker or cancelled), the worker cancels ap_process, discards
  * its result and deletes nothing, because the new owner writes the same
@@ -26,8 +27,10 @@
  * Stopping: after ap_worker_request_stop no thread claims again. Running
  * jobs get until the drain timeout to finish. A job still running then is
  * cancelled and reported with ap_job_fail as retryable AP_ERR_UNAVAILABLE
- * "worker stopped", which re-queues it at once for another worker (its
- * attempt counts). ap_worker_run returns when every thread has stopped.
+ * "worker stopped", which re-queues it after the retry backoff for
+ * another worker. That attempt counts, so a job stopped on its last
+ * attempt becomes dead. ap_worker_run returns when every thread has
+ * stopped.
  *
  * Processing profile (processing.profile, or the options' profile): items
  * separated by commas, each "waveform=FORMAT:BITS:SCALE" or

@@ -158,7 +158,9 @@ static void close_outputs(job_outputs_t *outputs, size_t count) {
   memset(outputs, 0, sizeof *outputs);
 }
 
-/* Opens a writer per profile item, each under its own key. */
+/* Opens a writer per profile item, each under its own key.
+ * NOTE: a worker killed mid-job leaves the file store's hidden temporary
+ * files of its unfinished outputs behind; nothing removes them yet. */
 static ap_status_t open_outputs(job_run_t *job_run, job_outputs_t *outputs,
                                 ap_error_t *error) {
   const ap_profile_t *profile = &job_run->run->profile;

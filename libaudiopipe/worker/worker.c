@@ -18,7 +18,7 @@
 #include "meta/meta_internal.h"
 #include "worker/worker_internal.h"
 
-/* Longest sleep between two checks of the stop flag, in ms, so a stop
+/* Maximum sleep between two checks of the stop flag, in ms, so a stop
  * request is noticed promptly without a wake-up channel that a signal
  * handler could not use. */
 #define STOP_CHECK_MS 20
