@@ -10,13 +10,80 @@
 
 #include "server.h"
 
+/* Upload and backend counters. httpd_upload_metrics_register sets them
+ * once before the daemon starts, so they read 0 on /metrics until the
+ * first upload; the handler threads only update them afterwards. */
+static ap_metric_series_t *uploads_created;
+static ap_metric_series_t *uploads_completed;
+static ap_metric_t *uploads_rejected; /* by stage and reason (code name) */
+static ap_metric_t *backend_errors;   /* by backend */
+
+ap_status_t httpd_upload_metrics_register(ap_error_t *error) {
+  ap_metrics_t *registry = ap_metrics_default();
+  const char *rejected_labels[] = {"stage", "reason"};
+  const char *backend_labels[] = {"backend"};
+  ap_metric_t *created = NULL;
+  ap_metric_t *completed = NULL;
+  ap_status_t status = ap_metrics_counter(
+      registry, "audiopipe_uploads_created_total",
+      "Upload tickets issued by POST /v1/uploads.", NULL, 0, &created, error);
+  if (status == AP_OK) {
+    status = ap_metrics_counter(
+        registry, "audiopipe_uploads_completed_total",
+        "Uploads completed into an asset by POST /v1/uploads/{id}/complete.",
+        NULL, 0, &completed, error);
+  }
+  if (status == AP_OK) {
+    status = ap_metrics_counter(
+        registry, "audiopipe_uploads_rejected_total",
+        "Uploads rejected with a 4xx, by stage (create, complete) and "
+        "reason (the error code).",
+        rejected_labels, 2, &uploads_rejected, error);
+  }
+  if (status == AP_OK) {
+    status = ap_metrics_counter(
+        registry, "audiopipe_backend_errors_total",
+        "Requests that failed with a 5xx because of a backend, by backend "
+        "(metadata, objects, queue, or the error domain).",
+        backend_labels, 1, &backend_errors, error);
+  }
+  if (status == AP_OK) {
+    uploads_created = ap_metrics_series(created, NULL);
+    uploads_completed = ap_metrics_series(completed, NULL);
+  }
+  return status;
+}
+
+void httpd_count_backend_error(const ap_error_t *error) {
+  const char *backend = ap_error_domain_name((int)error->domain);
+  if (error->domain == AP_DOMAIN_META) {
+    backend = "metadata";
+  } else if (error->domain == AP_DOMAIN_STORAGE) {
+    backend = "objects";
+  }
+  const char *values[] = {backend};
+  ap_metrics_add(ap_metrics_series(backend_errors, values), 1);
+}
+
+/* Counts a 4xx failure of `stage` as a rejection, then responds. Backend
+ * failures (5xx) are counted by httpd_respond_ap_error instead. */
+static enum MHD_Result reject(httpd_request_t *request,
+                              struct MHD_Connection *connection,
+                              const char *stage, const ap_error_t *error) {
+  if (httpd_status_for_code((int)error->code) < 500) {
+    const char *values[] = {stage, ap_error_code_name((int)error->code)};
+    ap_metrics_add(ap_metrics_series(uploads_rejected, values), 1);
+  }
+  return httpd_respond_ap_error(request, connection, error);
+}
+
 enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
                                            struct MHD_Connection *connection) {
   httpd_upload_body_t body;
   ap_error_t error = {0};
   if (httpd_upload_body_parse(request->body ? request->body : "",
                               request->body_length, &body, &error) != AP_OK) {
-    return httpd_respond_ap_error(request, connection, &error);
+    return reject(request, connection, "create", &error);
   }
 
   ap_upload_request_t upload;
@@ -29,7 +96,7 @@ enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
   ap_upload_ticket_t *ticket = NULL;
   if (ap_upload_create(request->server->context, &upload, &ticket, &error) !=
       AP_OK) {
-    return httpd_respond_ap_error(request, connection, &error);
+    return reject(request, connection, "create", &error);
   }
   char *json = NULL;
   ap_status_t status = ap_upload_ticket_to_json(ticket, &json, &error);
@@ -37,6 +104,7 @@ enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
   if (status != AP_OK) {
     return httpd_respond_ap_error(request, connection, &error);
   }
+  ap_metrics_add(uploads_created, 1);
   enum MHD_Result result =
       httpd_respond_json(request, connection, MHD_HTTP_CREATED, json);
   ap_free(json);
@@ -49,7 +117,7 @@ httpd_handle_upload_complete(httpd_request_t *request,
   ap_error_t error = {0};
   if (httpd_complete_body_parse(request->body ? request->body : "",
                                 request->body_length, &error) != AP_OK) {
-    return httpd_respond_ap_error(request, connection, &error);
+    return reject(request, connection, "complete", &error);
   }
   if (!ap_id_is_valid(request->match.id)) {
     return httpd_respond_error(request, connection, 0, AP_ERR_NOT_FOUND,
@@ -59,7 +127,7 @@ httpd_handle_upload_complete(httpd_request_t *request,
   ap_asset_t *asset = NULL;
   if (ap_upload_complete(request->server->context, request->owner,
                          request->match.id, &asset, &error) != AP_OK) {
-    return httpd_respond_ap_error(request, connection, &error);
+    return reject(request, connection, "complete", &error);
   }
   char *json = NULL;
   ap_status_t status = ap_asset_to_json(asset, &json, &error);
@@ -67,6 +135,7 @@ httpd_handle_upload_complete(httpd_request_t *request,
   if (status != AP_OK) {
     return httpd_respond_ap_error(request, connection, &error);
   }
+  ap_metrics_add(uploads_completed, 1);
   enum MHD_Result result =
       httpd_respond_json(request, connection, MHD_HTTP_OK, json);
   ap_free(json);

@@ -164,6 +164,7 @@ enum MHD_Result httpd_respond_ap_error(httpd_request_t *request,
     ap_log_write(AP_LOG_ERROR, "request_failed", request->request_id, NULL,
                  fields, sizeof fields / sizeof fields[0], "%s",
                  error->message);
+    httpd_count_backend_error(error);
   }
   return httpd_respond_error(request, connection, status, (int)error->code,
                              "%s", error->message);

@@ -459,6 +459,9 @@ static ap_status_t register_metrics(httpd_server_t *server, ap_error_t *error) {
                                 "Requests with a missing or unknown API key.",
                                 NULL, 0, &auth, error);
   }
+  if (status == AP_OK) {
+    status = httpd_upload_metrics_register(error);
+  }
   if (status != AP_OK) {
     return status;
   }

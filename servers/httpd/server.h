@@ -116,6 +116,14 @@ typedef struct httpd_request {
 /* Returns the HTTP status for an ap_error_code_t (see docs/http-api.md). */
 unsigned httpd_status_for_code(int code);
 
+/* Registers audiopipe_uploads_{created,completed,rejected}_total and
+ * audiopipe_backend_errors_total (handlers_uploads.c); call once at
+ * start-up. */
+ap_status_t httpd_upload_metrics_register(ap_error_t *error);
+
+/* Counts one 5xx failure caused by a backend, labelled by error domain. */
+void httpd_count_backend_error(const ap_error_t *error);
+
 /*
  * Queues `response` with `status`, adding the headers every response
  * carries (X-Request-Id, CORS, Connection: close while draining), and
