@@ -11,9 +11,9 @@
 
 #include <audiopipe/audiopipe.h>
 
-static double monotonic_seconds(void) {
+static double clock_seconds(clockid_t clock) {
   struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
+  clock_gettime(clock, &now);
   return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  double start = monotonic_seconds();
+  double start = clock_seconds(CLOCK_MONOTONIC);
+  double cpu_start = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
   for (long i = 0; i < count; i++) {
     ap_error_t error = {0};
     ap_media_info_t *info = NULL;
@@ -39,8 +40,10 @@ int main(int argc, char **argv) {
     }
     ap_media_info_free(info);
   }
-  double elapsed = monotonic_seconds() - start;
+  double elapsed = clock_seconds(CLOCK_MONOTONIC) - start;
+  double cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
 
-  printf("%.3f\n", elapsed / (double)count * 1e6);
+  printf("%.3f %.3f\n", elapsed / (double)count * 1e6,
+         cpu / (double)count * 1e6);
   return 0;
 }

@@ -12,8 +12,9 @@ Usage:
 
 The default track is the longest file in
 /usr/share/sounds/freedesktop/stereo (Debian's sound-theme-freedesktop).
-Probe times are the fastest of 5 alternating rounds; analysis times are
-medians of --runs runs; all wall clock.
+Probe times (wall clock and process CPU time) are the fastest of 5
+alternating rounds. Analysis times are wall-clock medians of --runs runs,
+and the ffmpeg side includes starting two processes.
 """
 
 from __future__ import annotations
@@ -77,20 +78,26 @@ def build_probe_loop(build_dir: str, work_dir: str) -> str:
     return program
 
 
-def c_probe_microseconds(program: str, count: int) -> float:
-    """Mean microseconds per ap_probe_file call from the C loop."""
+def c_probe_microseconds(program: str, count: int) -> tuple:
+    """Mean wall-clock and CPU microseconds per ap_probe_file call from
+    the C loop."""
     output = subprocess.run(
         [program, SMALL_FILE, str(count)], check=True, capture_output=True, text=True
     ).stdout
-    return float(output.strip())
+    wall, cpu = output.split()
+    return float(wall), float(cpu)
 
 
-def python_probe_microseconds(count: int) -> float:
-    """Mean microseconds per audiopipe.probe call from a Python loop."""
+def python_probe_microseconds(count: int) -> tuple:
+    """Mean wall-clock and CPU microseconds per audiopipe.probe call from
+    a Python loop."""
     start = time.perf_counter()
+    cpu_start = time.process_time()
     for _ in range(count):
         audiopipe.probe(SMALL_FILE)
-    return (time.perf_counter() - start) / count * 1e6
+    wall = (time.perf_counter() - start) / count * 1e6
+    cpu = (time.process_time() - cpu_start) / count * 1e6
+    return wall, cpu
 
 
 def pure_python_analysis(track: str) -> dict:
@@ -184,8 +191,10 @@ def main() -> int:
         for _ in range(PROBE_ROUNDS):
             c_rounds.append(c_probe_microseconds(program, arguments.probe_calls))
             python_rounds.append(python_probe_microseconds(arguments.probe_calls))
-        c_time = min(c_rounds)
-        python_time = min(python_rounds)
+        c_wall = min(wall for wall, _ in c_rounds)
+        c_cpu = min(cpu for _, cpu in c_rounds)
+        python_wall = min(wall for wall, _ in python_rounds)
+        python_cpu = min(cpu for _, cpu in python_rounds)
 
     bindings_analysis(track)
     pure_python_analysis(track)
@@ -202,10 +211,11 @@ def main() -> int:
     print(f"probe of {os.path.basename(SMALL_FILE)}, "
           f"{arguments.probe_calls} calls a round, fastest of "
           f"{PROBE_ROUNDS} alternating rounds:")
-    print(f"  C ap_probe_file       {c_time:9.1f} us/call")
-    print(f"  Python audiopipe.probe {python_time:8.1f} us/call")
-    print(f"  overhead              {python_time - c_time:9.1f} us/call "
-          f"({python_time / c_time:.2f}x)")
+    print("                          wall us/call   CPU us/call")
+    print(f"  C ap_probe_file        {c_wall:12.1f} {c_cpu:13.1f}")
+    print(f"  Python audiopipe.probe {python_wall:12.1f} {python_cpu:13.1f}")
+    print(f"  overhead               {python_wall - c_wall:12.1f} "
+          f"{python_cpu - c_cpu:13.1f}  (CPU ratio {python_cpu / c_cpu:.2f}x)")
     print(f"analysis of {track}, median of {arguments.runs} runs:")
     print(f"  audiopipe.analyze     {bindings_time * 1000:9.1f} ms  {bindings_values}")
     print(f"  ffprobe + ffmpeg      {ffmpeg_time * 1000:9.1f} ms  {ffmpeg_values}")

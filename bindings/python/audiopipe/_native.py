@@ -15,7 +15,7 @@ import ctypes
 import ctypes.util
 import os
 import subprocess
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from audiopipe import errors
 
@@ -189,13 +189,15 @@ class ObjectInfoStruct(ctypes.Structure):
     ]
 
 
-def _candidate_paths() -> List[str]:
-    """List where to look for the shared library, in the order tried."""
-    candidates: List[str] = []
+def _explicit_candidates() -> Iterator[str]:
+    """Yield AUDIOPIPE_LIBRARY when it is set."""
     explicit = os.environ.get("AUDIOPIPE_LIBRARY")
     if explicit:
-        candidates.append(explicit)
+        yield explicit
 
+
+def _pkg_config_candidates() -> Iterator[str]:
+    """Yield the library in pkg-config's libdir for libaudiopipe."""
     try:
         libdir = subprocess.run(
             ["pkg-config", "--variable=libdir", "libaudiopipe"],
@@ -205,25 +207,36 @@ def _candidate_paths() -> List[str]:
             timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        libdir = ""
+        return
     if libdir:
-        candidates.append(os.path.join(libdir, "libaudiopipe.so.0"))
-        candidates.append(os.path.join(libdir, "libaudiopipe.so"))
+        yield os.path.join(libdir, "libaudiopipe.so.0")
+        yield os.path.join(libdir, "libaudiopipe.so")
 
+
+def _find_library_candidates() -> Iterator[str]:
+    """Yield what ctypes.util.find_library finds for "audiopipe"."""
     found = ctypes.util.find_library("audiopipe")
     if found:
-        candidates.append(found)
-    return candidates
+        yield found
 
 
 def _load() -> ctypes.CDLL:
-    """Load libaudiopipe, raising ImportError naming every path tried."""
+    """Load libaudiopipe, raising ImportError naming every path tried.
+
+    The sources are tried in order, and a later one runs only when every
+    earlier path failed, so a set AUDIOPIPE_LIBRARY starts no subprocess.
+    """
     tried: List[str] = []
-    for candidate in _candidate_paths():
-        try:
-            return ctypes.CDLL(candidate)
-        except OSError as exc:
-            tried.append(f"{candidate} ({exc})")
+    for source in (
+        _explicit_candidates,
+        _pkg_config_candidates,
+        _find_library_candidates,
+    ):
+        for candidate in source():
+            try:
+                return ctypes.CDLL(candidate)
+            except OSError as exc:
+                tried.append(f"{candidate} ({exc})")
     if not tried:
         tried.append(
             "no candidate: AUDIOPIPE_LIBRARY is unset, pkg-config knows no "

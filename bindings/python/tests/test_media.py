@@ -4,6 +4,8 @@ and the project's hard input files."""
 import concurrent.futures
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -292,3 +294,21 @@ def test_static_error_declarations_match():
         for row in errors.ERROR_CODES
     ]
     assert declared == expected
+
+
+def test_load_error_names_paths(tmp_path):
+    missing = str(tmp_path / "libaudiopipe.so")
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import audiopipe"
+    )
+    environment = dict(os.environ, AUDIOPIPE_LIBRARY=missing, PATH="/nonexistent")
+    finished = subprocess.run(
+        [sys.executable, "-c", script, os.path.dirname(os.path.dirname(__file__))],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert finished.returncode != 0
+    assert "ImportError" in finished.stderr
+    assert missing in finished.stderr
