@@ -65,7 +65,9 @@ typedef struct ap_object_store ap_object_store_t;
 /*
  * Opens the store named by the `objects.uri` key: `file://PATH` (PATH
  * relative to the working directory or absolute; the directory is created
- * if missing). `s3://` and other schemes fail with AP_ERR_UNSUPPORTED.
+ * if missing) or `s3://BUCKET?endpoint=URL&region=NAME&path_style=0|1&
+ * public_endpoint=URL` (see docs/s3.md). Other schemes fail with
+ * AP_ERR_UNSUPPORTED.
  * The store copies what it needs from `config`, which may be freed after.
  * Close with ap_object_store_close.
  */
