@@ -92,6 +92,14 @@ static void parse_wave_format(const unsigned char *fmt, uint32_t size,
                    header->format_tag == AP_WAVE_FORMAT_IEEE_FLOAT ||
                    header->format_tag == AP_WAVE_FORMAT_ALAW ||
                    header->format_tag == AP_WAVE_FORMAT_MULAW;
+
+  /* FFmpeg's PCM decoders size a frame as channels x whole bytes per
+   * sample and ignore nBlockAlign, so a header whose nBlockAlign
+   * disagrees would give a duration the decode never matches. */
+  if (header->is_pcm && header->bits_per_sample > 0) {
+    header->block_align =
+        header->channels * ((header->bits_per_sample + 7) / 8);
+  }
 }
 
 /* Fills present_bytes, frames and truncated from the data chunk's

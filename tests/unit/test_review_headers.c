@@ -48,6 +48,23 @@ static void put_format(unsigned char *p, unsigned channels, uint32_t rate,
   put_le16(p + 14, bits);
 }
 
+/* A canonical 44-byte-header WAV with `data_bytes` of silence. */
+static unsigned char *make_wav(unsigned channels, uint32_t rate,
+                               unsigned block_align, unsigned bits,
+                               uint32_t data_bytes, size_t *size) {
+  *size = 44 + (size_t)data_bytes;
+  unsigned char *wav = calloc(1, *size);
+  assert_non_null(wav);
+  memcpy(wav, "RIFF", 4);
+  put_le32(wav + 4, (uint32_t)*size - 8);
+  memcpy(wav + 8, "WAVEfmt ", 8);
+  put_le32(wav + 16, 16);
+  put_format(wav + 20, channels, rate, block_align, bits);
+  memcpy(wav + 36, "data", 4);
+  put_le32(wav + 40, data_bytes);
+  return wav;
+}
+
 typedef struct probe_result {
   ap_status_t status;
   ap_error_t error;
@@ -61,6 +78,33 @@ static probe_result_t probe_bytes(const unsigned char *data, size_t size) {
   result.status = ap_probe(io, NULL, &result.info, &result.error);
   ap_io_close(io);
   return result;
+}
+
+/* Frames the decoder delivers for the bytes, or -1 when it fails. */
+static int64_t decode_bytes(const unsigned char *data, size_t size) {
+  ap_io_t *io = NULL;
+  ap_decoder_t *decoder = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(ap_io_open_memory(data, size, &io, &error), AP_OK);
+  int64_t frames = -1;
+  if (ap_decoder_open(io, NULL, &decoder, &error) == AP_OK) {
+    frames = 0;
+    for (;;) {
+      const float *const *planes = NULL;
+      int count = 0;
+      if (ap_decoder_read(decoder, &planes, &count, &error) != AP_OK) {
+        frames = -1;
+        break;
+      }
+      if (count == 0) {
+        break;
+      }
+      frames += count;
+    }
+    ap_decoder_close(decoder);
+  }
+  ap_io_close(io);
+  return frames;
 }
 
 /* RF64 whose ds64 data size is near INT64_MAX and whose data chunk comes
@@ -111,10 +155,40 @@ static void wav_data_before_format(void **state) {
   ap_media_info_free(result.info);
 }
 
+/* Stereo 16-bit with nBlockAlign 3: FFmpeg decodes 4-byte frames, so the
+ * probe must count 1600 / 4 = 400 frames, not 1600 / 3. */
+static void wav_block_align_disagrees(void **state) {
+  (void)state;
+  size_t size = 0;
+  unsigned char *wav = make_wav(2, 8000, 3, 16, 1600, &size);
+  probe_result_t result = probe_bytes(wav, size);
+  assert_int_equal(result.status, AP_OK);
+  assert_int_equal(ap_media_info_duration_frames(result.info), 400);
+  assert_int_equal(decode_bytes(wav, size), 400);
+  ap_media_info_free(result.info);
+  free(wav);
+}
+
+/* nBlockAlign 0 still gives the header duration. */
+static void wav_block_align_zero(void **state) {
+  (void)state;
+  size_t size = 0;
+  unsigned char *wav = make_wav(1, 8000, 0, 16, 1600, &size);
+  probe_result_t result = probe_bytes(wav, size);
+  assert_int_equal(result.status, AP_OK);
+  assert_int_equal(ap_media_info_duration_frames(result.info), 800);
+  assert_int_equal(ap_media_info_duration_method(result.info),
+                   AP_DURATION_HEADER);
+  ap_media_info_free(result.info);
+  free(wav);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(rf64_huge_data_before_format),
       cmocka_unit_test(wav_data_before_format),
+      cmocka_unit_test(wav_block_align_disagrees),
+      cmocka_unit_test(wav_block_align_zero),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
