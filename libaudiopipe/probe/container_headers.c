@@ -74,7 +74,7 @@ static void parse_wave_format(const unsigned char *fmt, uint32_t size,
                               ap_pcm_header_t *header) {
   header->format_tag = read_le16(fmt);
   header->channels = read_le16(fmt + 2);
-  header->sample_rate = (int)read_le32(fmt + 4);
+  header->sample_rate = read_le32(fmt + 4);
   header->block_align = read_le16(fmt + 12);
   header->bits_per_sample = size >= 16 ? read_le16(fmt + 14) : 0;
   header->valid_bits = header->bits_per_sample;
@@ -256,8 +256,10 @@ static ap_status_t parse_aiff(ap_byte_source_t *source,
         header->bits_per_sample = read_be16(common + 6);
         header->valid_bits = header->bits_per_sample;
         double rate = read_extended(common + 8);
-        header->sample_rate =
-            rate > 0.0 && rate < 2147483647.0 ? (int)lrint(rate) : 0;
+        /* NaN and non-positive rates become 0; huge ones saturate. */
+        header->sample_rate = !(rate > 0.0)   ? 0
+                              : rate < 9.0e15 ? (int64_t)llrint(rate)
+                                              : INT64_MAX;
         header->is_pcm = !aifc || memcmp(common + 18, "NONE", 4) == 0 ||
                          memcmp(common + 18, "twos", 4) == 0 ||
                          memcmp(common + 18, "sowt", 4) == 0 ||

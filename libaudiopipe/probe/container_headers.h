@@ -26,7 +26,7 @@ typedef struct ap_pcm_header {
   int format_tag;        /* the SubFormat's tag for WAVE_FORMAT_EXTENSIBLE */
   int is_pcm;            /* frames follow from bytes / block_align */
   int channels;
-  int sample_rate;
+  int64_t sample_rate; /* as stated, so a rate past INT_MAX is reported */
   int block_align;
   int bits_per_sample; /* container bits (wBitsPerSample) */
   int valid_bits;      /* wValidBitsPerSample, else bits_per_sample */

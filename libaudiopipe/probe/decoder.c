@@ -61,7 +61,7 @@ static ap_status_t time_limit_error(const ap_decoder_t *decoder,
                                     ap_error_t *error) {
   return ap_error_set(
       error, AP_DOMAIN_MEDIA, AP_ERR_DECODE_TIME_LIMIT,
-      "decoding took longer than %.1f s (limits.max_decode_seconds) after "
+      "decoding took longer than %g s (limits.max_decode_seconds) after "
       "%lld frames: raise the limit or reject the input",
       decoder->limits.max_decode_seconds, (long long)decoder->frames_read);
 }
@@ -124,13 +124,20 @@ ap_status_t ap_decoder_check_channels(const ap_limits_t *limits, int channels,
 }
 
 ap_status_t ap_decoder_check_sample_rate(const ap_limits_t *limits,
-                                         int sample_rate, ap_error_t *error) {
-  if (sample_rate <= 0 ||
-      (limits->max_sample_rate > 0 && sample_rate > limits->max_sample_rate)) {
+                                         int64_t sample_rate,
+                                         ap_error_t *error) {
+  if (sample_rate <= 0) {
     return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_SAMPLE_RATE_UNSUPPORTED,
-                        "unsupported sample rate %d Hz: the maximum is %d Hz "
+                        "invalid sample rate %lld Hz in the header: a rate "
+                        "must be positive, so the file is damaged; export "
+                        "it again",
+                        (long long)sample_rate);
+  }
+  if (limits->max_sample_rate > 0 && sample_rate > limits->max_sample_rate) {
+    return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_SAMPLE_RATE_UNSUPPORTED,
+                        "unsupported sample rate %lld Hz: the maximum is %d Hz "
                         "(limits.max_sample_rate)",
-                        sample_rate, limits->max_sample_rate);
+                        (long long)sample_rate, limits->max_sample_rate);
   }
   return AP_OK;
 }

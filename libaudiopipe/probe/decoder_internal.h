@@ -72,7 +72,10 @@ ap_status_t ap_decoder_measure_duration(ap_decoder_t *decoder,
 
 ap_status_t ap_decoder_check_channels(const ap_limits_t *limits, int channels,
                                       ap_error_t *error);
+/* Rejects a rate that is not positive or exceeds limits->max_sample_rate;
+ * 64-bit so a header's 32-bit unsigned rate is reported as stated. */
 ap_status_t ap_decoder_check_sample_rate(const ap_limits_t *limits,
-                                         int sample_rate, ap_error_t *error);
+                                         int64_t sample_rate,
+                                         ap_error_t *error);
 
 #endif

@@ -139,7 +139,7 @@ static ap_status_t scan_packets(ap_decoder_t *decoder, packet_totals_t *totals,
       }
       if (decoder->deadline_passed || code == AVERROR_EXIT) {
         return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_DECODE_TIME_LIMIT,
-                            "scanning packets took longer than %.1f s "
+                            "scanning packets took longer than %g s "
                             "(limits.max_decode_seconds): raise the limit",
                             decoder->limits.max_decode_seconds);
       }

@@ -183,12 +183,38 @@ static void wav_block_align_zero(void **state) {
   free(wav);
 }
 
+/* A zero rate is named as invalid, not as over the maximum. */
+static void wav_sample_rate_zero(void **state) {
+  (void)state;
+  size_t size = 0;
+  unsigned char *wav = make_wav(1, 0, 2, 16, 1600, &size);
+  probe_result_t result = probe_bytes(wav, size);
+  assert_int_equal(result.status, AP_ERR_SAMPLE_RATE_UNSUPPORTED);
+  assert_non_null(strstr(result.error.message, "invalid sample rate 0 Hz"));
+  assert_null(strstr(result.error.message, "maximum"));
+  free(wav);
+}
+
+/* 0xFFFFFFFF Hz is reported as stated, not as -1 Hz. */
+static void wav_sample_rate_past_int_max(void **state) {
+  (void)state;
+  size_t size = 0;
+  unsigned char *wav = make_wav(1, 0xFFFFFFFFu, 2, 16, 1600, &size);
+  probe_result_t result = probe_bytes(wav, size);
+  assert_int_equal(result.status, AP_ERR_SAMPLE_RATE_UNSUPPORTED);
+  assert_non_null(strstr(result.error.message, "4294967295 Hz"));
+  assert_null(strstr(result.error.message, "-1 Hz"));
+  free(wav);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(rf64_huge_data_before_format),
       cmocka_unit_test(wav_data_before_format),
       cmocka_unit_test(wav_block_align_disagrees),
       cmocka_unit_test(wav_block_align_zero),
+      cmocka_unit_test(wav_sample_rate_zero),
+      cmocka_unit_test(wav_sample_rate_past_int_max),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
