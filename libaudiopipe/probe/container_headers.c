@@ -466,6 +466,47 @@ static void parse_vbr_headers(const unsigned char *frame, size_t size,
   }
 }
 
+/* Checks the VBR header's frame count against the bytes it covers, so a
+ * header that lies (one frame, or four billion) is not taken as the
+ * length: the frames' mean bit rate must lie within the bit rates of the
+ * MPEG version and layer (ISO/IEC 11172-3 and 13818-3), with 10% slack.
+ * A CBR Info header must also match the first frame's bit rate within
+ * 10%. Without a byte count or an input size the count is unchecked.
+ * NOTE: a VBR count wrong by less than that range allows (up to a factor
+ * of 10 for MPEG-1 Layer III) is still taken as the length. */
+static int vbr_frames_plausible(const ap_mp3_header_t *header,
+                                int64_t input_size) {
+  const ap_mpeg_audio_header_t *frame = &header->frame;
+  if (header->header_frames <= 0) {
+    return 0;
+  }
+  int64_t bytes = header->header_bytes;
+  if (bytes <= 0 && input_size > 0) {
+    bytes = input_size - header->first_frame;
+  }
+  if (bytes <= 0) {
+    return 1;
+  }
+
+  double seconds = (double)header->header_frames * frame->samples_per_frame /
+                   frame->sample_rate;
+  double bitrate = (double)bytes * 8.0 / seconds;
+  int lowest = frame->mpeg1 || frame->layer == 1 ? 32000 : 8000;
+  int highest = frame->mpeg1        ? (frame->layer == 1   ? 448000
+                                       : frame->layer == 2 ? 384000
+                                                           : 320000)
+                : frame->layer == 1 ? 256000
+                                    : 160000;
+  if (bitrate < 0.9 * lowest || bitrate > 1.1 * highest) {
+    return 0;
+  }
+  if (!header->is_vbr && header->header_bytes > 0 &&
+      fabs(bitrate - frame->bitrate) > 0.1 * frame->bitrate) {
+    return 0;
+  }
+  return 1;
+}
+
 ap_status_t ap_mp3_header_parse(ap_byte_source_t *source,
                                 ap_mp3_header_t *header, ap_error_t *error) {
   memset(header, 0, sizeof *header);
@@ -509,6 +550,8 @@ ap_status_t ap_mp3_header_parse(ap_byte_source_t *source,
     if (bytes) {
       parse_vbr_headers(bytes, want, header);
     }
+    header->header_frames_plausible =
+        vbr_frames_plausible(header, source->size);
   }
   free(window);
   return status;

@@ -54,9 +54,13 @@ typedef struct ap_mp3_header {
   int is_vbr;            /* Xing or VBRI (Info marks CBR) */
   int64_t header_frames; /* frame count in the VBR header, -1 if none */
   int64_t header_bytes;  /* byte count in the VBR header, -1 if none */
-  int has_lame;          /* the LAME tag's delay and padding are valid */
-  int encoder_delay;     /* samples, from the LAME tag */
-  int encoder_padding;   /* samples, from the LAME tag */
+  /* 1 when header_frames agrees with the bytes it covers (the VBR
+   * header's byte count, else the input's size): their mean bit rate is
+   * one MPEG audio allows, and for a CBR Info header the frame's own. */
+  int header_frames_plausible;
+  int has_lame;        /* the LAME tag's delay and padding are valid */
+  int encoder_delay;   /* samples, from the LAME tag */
+  int encoder_padding; /* samples, from the LAME tag */
 } ap_mp3_header_t;
 
 /* Finds the first MPEG audio frame after any ID3v2 tags and parses its

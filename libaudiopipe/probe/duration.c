@@ -282,12 +282,14 @@ static ap_status_t mp3_duration(ap_decoder_t *decoder, ap_error_t *error) {
   info->is_vbr = mp3->is_vbr;
   info->bitrate = mp3->frame.bitrate;
 
+  /* A frame count that its bytes contradict is reported as the header's
+   * claim, but the frames are counted instead. */
   int header_usable = mp3->has_vbr_header && mp3->header_frames > 0;
   if (header_usable) {
     int64_t frames = mp3->header_frames * per_frame - trim;
     info->header_duration =
         (double)(frames > 0 ? frames : 0) / info->sample_rate;
-    if (mp3->is_vbr && mp3->header_bytes > 0) {
+    if (mp3->is_vbr && mp3->header_bytes > 0 && mp3->header_frames_plausible) {
       info->bitrate = mp3->header_bytes * 8 * info->sample_rate /
                       (mp3->header_frames * per_frame);
     }
@@ -297,6 +299,9 @@ static ap_status_t mp3_duration(ap_decoder_t *decoder, ap_error_t *error) {
     if (mp3->header_bytes > 0 && decoder->source.size >= 0 &&
         end > decoder->source.size + mp3->frame.frame_bytes) {
       info->truncated = 1;
+      header_usable = 0;
+    }
+    if (!mp3->header_frames_plausible) {
       header_usable = 0;
     }
   }

@@ -37,6 +37,12 @@ static void put_le64(unsigned char *p, uint64_t value) {
   }
 }
 
+static void put_be32(unsigned char *p, uint32_t value) {
+  for (int i = 0; i < 4; i++) {
+    p[i] = (unsigned char)(value >> (24 - 8 * i));
+  }
+}
+
 /* Writes a 16-byte PCM fmt chunk body. */
 static void put_format(unsigned char *p, unsigned channels, uint32_t rate,
                        unsigned block_align, unsigned bits) {
@@ -207,6 +213,66 @@ static void wav_sample_rate_past_int_max(void **state) {
   free(wav);
 }
 
+/* case-03.mp3 with its Info frame count (193 audio frames) replaced.
+ * `marker` replaces "Info" when not NULL. */
+static unsigned char *mp3_with_frame_count(uint32_t frames, const char *marker,
+                                           size_t *size) {
+  unsigned char *mp3 = read_whole_file(CASE("case-03.mp3"), size);
+  /* The Info tag starts 21 bytes into the frame after the 20-byte ID3v2
+   * tag: marker, flags, then the frame count. */
+  assert_memory_equal(mp3 + 41, "Info", 4);
+  if (marker) {
+    memcpy(mp3 + 41, marker, 4);
+  }
+  put_be32(mp3 + 49, frames);
+  return mp3;
+}
+
+typedef struct frame_count_case {
+  uint32_t frames;
+  const char *marker;
+} frame_count_case_t;
+
+/* Frame counts the bytes contradict: 1 frame made the decoder stop at 0
+ * samples, 1000 frames probed as 26.08 s, 0xFFFFFFFF frames (as Xing)
+ * failed the 6 h duration limit. Each must measure 5 s by counting
+ * frames, and decode the 220500 samples. */
+static void mp3_frame_count_contradicted(void **state) {
+  (void)state;
+  static const frame_count_case_t cases[] = {
+      {1, NULL}, {1000, NULL}, {0xFFFFFFFFu, "Xing"}, {5, "Xing"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t size = 0;
+    unsigned char *mp3 =
+        mp3_with_frame_count(cases[i].frames, cases[i].marker, &size);
+    probe_result_t result = probe_bytes(mp3, size);
+    if (result.status != AP_OK) {
+      fail_msg("frame count %u: status %d: %s", cases[i].frames, result.status,
+               result.error.message);
+    }
+    assert_int_equal(ap_media_info_duration_frames(result.info), 220500);
+    assert_int_equal(ap_media_info_duration_method(result.info),
+                     AP_DURATION_PACKET_SCAN);
+    assert_int_equal(decode_bytes(mp3, size), 220500);
+    ap_media_info_free(result.info);
+    free(mp3);
+  }
+}
+
+/* The untouched Info count still gives the frame-count duration. */
+static void mp3_frame_count_consistent(void **state) {
+  (void)state;
+  size_t size = 0;
+  unsigned char *mp3 = mp3_with_frame_count(193, NULL, &size);
+  probe_result_t result = probe_bytes(mp3, size);
+  assert_int_equal(result.status, AP_OK);
+  assert_int_equal(ap_media_info_duration_frames(result.info), 220500);
+  assert_int_equal(ap_media_info_duration_method(result.info),
+                   AP_DURATION_FRAME_COUNT);
+  ap_media_info_free(result.info);
+  free(mp3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(rf64_huge_data_before_format),
@@ -215,6 +281,8 @@ int main(void) {
       cmocka_unit_test(wav_block_align_zero),
       cmocka_unit_test(wav_sample_rate_zero),
       cmocka_unit_test(wav_sample_rate_past_int_max),
+      cmocka_unit_test(mp3_frame_count_contradicted),
+      cmocka_unit_test(mp3_frame_count_consistent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
