@@ -1,9 +1,9 @@
 /*
- * Regression tests for header fields the prober must not trust: a RIFF
- * chunk size that overflows the walk, an nBlockAlign that disagrees with
- * the channels and sample size, a sample rate of 0 or past INT_MAX, and
- * an MP3 Xing/Info frame count that its bytes contradict. Each input is
- * built in memory (the MP3 ones by editing the case-03 recording).
+ * Regression tests for header fields the prober must not trust. They
+ * cover a RIFF chunk size that overflows the walk, an nBlockAlign that
+ * disagrees with the channels and sample size, a sample rate of 0 or past
+ * INT_MAX, and an MP3 Xing/Info frame count that its bytes contradict.
+ * Each input is built in memory, the MP3 ones by editing case-03.mp3.
  */
 #include <setjmp.h>
 #include <stdarg.h>
