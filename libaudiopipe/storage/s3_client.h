@@ -65,10 +65,11 @@ typedef struct ap_s3_response {
 void ap_s3_response_free(ap_s3_response_t *response);
 
 /*
- * Sends `request` and stores the answer in `response` (release it with
+ * Sends `request` and stores the response in `response` (release it with
  * ap_s3_response_free, also after a failure). Returns AP_OK for a 2xx
- * answer. Otherwise the error carries the S3 code and message and maps
- * NoSuchKey, NoSuchUpload and 404 to AP_ERR_NOT_FOUND; AccessDenied,
+ * status. Otherwise the error carries the S3 code and message and maps
+ * NoSuchKey, NoSuchUpload, NoSuchBucket and 404 to AP_ERR_NOT_FOUND;
+ * AccessDenied,
  * SignatureDoesNotMatch, InvalidAccessKeyId, RequestTimeTooSkewed and
  * other 403s to AP_ERR_PERMISSION; PreconditionFailed and 409 to
  * AP_ERR_CONFLICT; EntityTooLarge to AP_ERR_UPLOAD_TOO_LARGE; other 4xx

@@ -89,7 +89,7 @@ static ap_status_t s3_remove(void *state, const char *key, ap_error_t *error) {
   ap_status_t status =
       ap_s3_client_perform(store->client, &request, &response, &local);
   ap_s3_response_free(&response);
-  /* S3 answers 204 for a missing key, some compatible stores 404. */
+  /* S3 returns 204 for a missing key, and some compatible stores 404. */
   if (status == AP_ERR_NOT_FOUND) {
     return AP_OK;
   }
@@ -352,7 +352,7 @@ static ap_status_t complete_upload(s3_store_t *store, const char *key,
   ap_s3_response_t response;
   ap_status_t status =
       ap_s3_client_perform(store->client, &request, &response, error);
-  /* S3 may answer 200 and still report a failure in the body. */
+  /* S3 may return 200 and still report a failure in the body. */
   if (status == AP_OK && response.body && strstr(response.body, "<Error>")) {
     response.status = 500;
     char code[64] = "";
@@ -572,8 +572,8 @@ static int64_t parse_iso8601_ms(const char *text) {
   return (int64_t)timegm(&utc) * 1000 + milliseconds;
 }
 
-/* Calls `callback` for each <Contents> of one ListObjectsV2 page; sets
- * `*stopped` when the callback asks to stop. */
+/* Calls `callback` for each <Contents> of one ListObjectsV2 page, and sets
+ * `*stopped` when the callback returns non-zero. */
 static ap_status_t list_page(const char *xml, ap_object_list_fn callback,
                              void *user_data, int *stopped, ap_error_t *error) {
   const char *cursor = xml;

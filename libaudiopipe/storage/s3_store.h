@@ -49,7 +49,7 @@ ap_status_t ap_s3_presign_at(ap_object_store_t *store, const char *method,
 
 /*
  * Builds the form of a browser POST upload to `key` of `content_type`
- * and at most `max_length` bytes (S3 answers 400 EntityTooLarge above
+ * and at most `max_length` bytes (S3 returns 400 EntityTooLarge above
  * it), signed at `now` (0 for the current time).
  */
 ap_status_t ap_s3_post_form_create(ap_object_store_t *store, const char *key,
@@ -78,7 +78,7 @@ ap_status_t ap_s3_multipart_presign_part(ap_object_store_t *store,
                                          ap_presigned_request_t *out,
                                          ap_error_t *error);
 
-/* Lists the parts uploaded so far in part order, so a client can resume;
+/* Lists the parts uploaded so far in part order, so a client can resume.
  * `*parts` is allocated (free it) and may be NULL when `*count` is 0. */
 ap_status_t ap_s3_multipart_list_parts(ap_object_store_t *store,
                                        const char *key, const char *upload_id,
