@@ -224,7 +224,8 @@ static ap_status_t open_connection(const char *path, int64_t busy_timeout_ms,
  * so the queue's fsyncs at checkpoints are four times rarer. */
 #define CHECKPOINT_PAGES 4000
 
-/* Longest time between two checkpoints while the WAL has frames, in ms. */
+/* Maximum time between two checkpoints, in ms, so an idle store still
+ * moves its last WAL frames into the database file. */
 #define CHECKPOINT_INTERVAL_MS 1000
 
 /* The WAL hook of every pool connection, run after each commit. */
@@ -258,8 +259,9 @@ static void *checkpoint_loop(void *argument) {
       break;
     }
     pthread_mutex_unlock(&store->checkpoint_mutex);
-    /* PASSIVE copies what no reader still needs and never waits for the
-     * write lock, so a busy result only means "try again later". */
+    /* PASSIVE copies the frames no reader still needs without waiting for
+     * readers or writers (sqlite3_wal_checkpoint_v2 documentation), so a
+     * busy result only means that the next round copies the rest. */
     sqlite3_wal_checkpoint_v2(store->checkpoint_connection, NULL,
                               SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     pthread_mutex_lock(&store->checkpoint_mutex);

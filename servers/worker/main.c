@@ -236,7 +236,8 @@ static int parse_arguments(int argc, char **argv, ap_config_t *config) {
       return 2;
     }
     if (!value) {
-      fprintf(stderr, "audiopipe-worker: %s needs a value\n", argument);
+      fprintf(stderr, "audiopipe-worker: the value of %s is missing\n",
+              argument);
       return 2;
     }
     if (set_option(config, key, value) != 0) {
