@@ -18,7 +18,7 @@
  * in this build.
  *
  * Durability of the SQLite store: journal_mode=WAL, and synchronous is
- * metadata.sqlite_synchronous (default FULL). With FULL, a transaction
+ * metadata.sqlite_synchronous (default NORMAL). With FULL, a transaction
  * that returned success survives a power loss or an operating system
  * crash. With NORMAL, a committed transaction survives a crash of the
  * process, but the last transactions before a power loss may roll back;
