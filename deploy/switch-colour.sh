@@ -26,6 +26,10 @@
 # Exits 0 after the switch, 1 when the new colour does not become ready or
 # nginx rejects the configuration (the old colour then keeps serving), 2
 # on a usage error.
+#
+# NOTE: the colours run as detached processes tracked by PID files, not as
+# systemd units, so systemd does not restart a crashed colour. There is no
+# audiopipe-httpd@.service template yet.
 set -euo pipefail
 
 colour=${1:-}

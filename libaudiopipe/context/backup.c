@@ -395,7 +395,9 @@ ap_status_t ap_context_backup(ap_context_t *context, const char *destination,
 
   /* The database first: objects are written before the rows that name
    * them, so every object the copied rows reference is already on disk
-   * when the object copy starts. */
+   * when the object copy starts.
+   * NOTE: an object deleted between the snapshot and its copy is missing
+   * from the backup although its row is present. */
   char path[PATH_MAX];
   status = join_path(path, destination, "meta.db", error);
   if (status == AP_OK) {
