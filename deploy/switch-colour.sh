@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Blue/green switch of audiopipe-httpd behind nginx (nginx/audiopipe.conf):
 #   1. start the new colour's httpd on its port,
-#   2. wait until its /healthz and /readyz answer 200,
+#   2. wait until its /healthz and /readyz return 200,
 #   3. rewrite the nginx upstream file to the new port, check the nginx
 #      configuration and `nginx -s reload`,
 #   4. send SIGTERM to the old colour, which drains: its /healthz answers

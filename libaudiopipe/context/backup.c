@@ -29,8 +29,8 @@
 #define BACKUP_PAGES_PER_STEP 1024
 
 /* Restarts tolerated before the rest is copied in one step. Each write by
- * another connection restarts a paged backup; one step of -1 instead
- * copies everything inside one read transaction, which in WAL mode does
+ * another connection restarts a paged backup. One step of -1 copies
+ * everything inside one read transaction, and in WAL mode a reader does
  * not block writers. */
 #define BACKUP_MAX_RESTARTS 3
 
