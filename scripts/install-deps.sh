@@ -22,6 +22,12 @@ for package in "${packages[@]}"; do
   fi
 done
 
+# Debian's npm conflicts with Node.js builds that bundle their own npm, so
+# it is wanted only when no npm command exists at all.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
+
 if ((${#missing[@]} == 0)); then
   exit 0
 fi
