@@ -18,20 +18,11 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${AP_MAIN_JOB_BUILD:-$root/build-main-job}
 
-if [[ -x scripts/install-deps.sh ]]; then
-  scripts/install-deps.sh
-else
-  apt-get update && apt-get install -y build-essential cmake pkg-config \
-    libavformat-dev libavcodec-dev libswresample-dev libavutil-dev \
-    libebur128-dev libsndfile1-dev libjson-c-dev libsqlite3-dev \
-    libcurl4-openssl-dev libssl-dev libmicrohttpd-dev curl python3 \
-    sound-theme-freedesktop ffmpeg
-fi
-for tool in curl python3 ffprobe; do
-  command -v "$tool" >/dev/null || apt-get install -y "$tool"
-done
+scripts/install-deps.sh
 if [[ ! -d /usr/share/sounds/freedesktop/stereo && -z ${AP_MAIN_JOB_INPUT:-} ]]; then
-  apt-get install -y sound-theme-freedesktop
+  echo "main-job.sh: no recording found: install sound-theme-freedesktop" \
+    "or set AP_MAIN_JOB_INPUT=FILE" >&2
+  exit 1
 fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
