@@ -51,8 +51,8 @@ typedef struct rendition_sink {
   AVPacket *packet;
   ap_rendition_writer_t writer;
 
-  /* Gain scratch: one plane per source channel of
-   * AP_SINK_MAX_BLOCK_FRAMES floats, NULL when the gain is 0 dB. */
+  /* Scratch for the gained and clamped samples: one plane per source
+   * channel of AP_SINK_MAX_BLOCK_FRAMES floats. */
   float **scaled;
 
   /* Per-channel input pointers for one resampler call. */
@@ -351,16 +351,14 @@ static ap_status_t allocate_buffers(rendition_sink_t *sink, ap_error_t *error) {
   if (!sink->inputs) {
     return AP_NO_MEMORY(error);
   }
-  if (sink->gain != 1.0f) {
-    sink->scaled = calloc((size_t)sink->source_channels, sizeof *sink->scaled);
-    if (!sink->scaled) {
+  sink->scaled = calloc((size_t)sink->source_channels, sizeof *sink->scaled);
+  if (!sink->scaled) {
+    return AP_NO_MEMORY(error);
+  }
+  for (int c = 0; c < sink->source_channels; c++) {
+    sink->scaled[c] = malloc(AP_SINK_MAX_BLOCK_FRAMES * sizeof(float));
+    if (!sink->scaled[c]) {
       return AP_NO_MEMORY(error);
-    }
-    for (int c = 0; c < sink->source_channels; c++) {
-      sink->scaled[c] = malloc(AP_SINK_MAX_BLOCK_FRAMES * sizeof(float));
-      if (!sink->scaled[c]) {
-        return AP_NO_MEMORY(error);
-      }
     }
   }
 
@@ -517,6 +515,27 @@ static ap_status_t resample(rendition_sink_t *sink, const float *const *planes,
   return AP_OK;
 }
 
+/*
+ * Applies the gain and clamps to full scale, with NaN as silence. A
+ * damaged AAC stream can decode to samples near 125000 (+102 dBFS), and
+ * libmp3lame 3.100 then aborts the process on an assertion in
+ * CBR_iteration_loop. Integer outputs clip at full scale anyway.
+ */
+static void condition_samples(const float *input, float *output, int count,
+                              float gain) {
+  for (int i = 0; i < count; i++) {
+    float sample = input[i] * gain;
+    if (isnan(sample)) {
+      sample = 0.0f;
+    } else if (sample > 1.0f) {
+      sample = 1.0f;
+    } else if (sample < -1.0f) {
+      sample = -1.0f;
+    }
+    output[i] = sample;
+  }
+}
+
 static ap_status_t rendition_write(ap_sink_t *base, const float *const *planes,
                                    int frames, ap_error_t *error) {
   rendition_sink_t *sink = (rendition_sink_t *)base;
@@ -527,17 +546,12 @@ static ap_status_t rendition_write(ap_sink_t *base, const float *const *planes,
       count = AP_SINK_MAX_BLOCK_FRAMES;
     }
 
-    /* The planes are shared with other sinks, so the gain goes into the
-     * sink's own scratch copy. */
+    /* The planes are shared with other sinks, so the gain and the clamp
+     * go into the sink's own scratch copy. */
     const float **input = sink->inputs;
     for (int c = 0; c < sink->source_channels; c++) {
-      input[c] = planes[c] + offset;
-      if (sink->scaled) {
-        for (int i = 0; i < count; i++) {
-          sink->scaled[c][i] = input[c][i] * sink->gain;
-        }
-        input[c] = sink->scaled[c];
-      }
+      condition_samples(planes[c] + offset, sink->scaled[c], count, sink->gain);
+      input[c] = sink->scaled[c];
     }
 
     int produced = 0;
