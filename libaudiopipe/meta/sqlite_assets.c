@@ -86,14 +86,14 @@ static ap_status_t load_objects(sqlite3 *db, ap_asset_t *asset,
           append_object(&asset->waveforms, &asset->waveform_count, statement);
     }
     if (failed) {
-      sqlite3_finalize(statement);
+      ap_sqlite_finish(statement);
       return AP_NO_MEMORY(error);
     }
   }
   if (rc != SQLITE_DONE) {
     status = ap_sqlite_error(error, db, rc, "reading asset objects");
   }
-  sqlite3_finalize(statement);
+  ap_sqlite_finish(statement);
   return status;
 }
 
@@ -125,7 +125,7 @@ ap_status_t ap_sqlite_load_asset(sqlite3 *db, const char *owner, const char *id,
   } else {
     status = ap_sqlite_error(error, db, rc, "reading asset");
   }
-  sqlite3_finalize(statement);
+  ap_sqlite_finish(statement);
 
   if (status == AP_OK) {
     status = load_objects(db, asset, error);
@@ -183,7 +183,7 @@ ap_status_t ap_sqlite_asset_list(void *state, const char *owner,
     if (status == AP_OK && rc != SQLITE_DONE) {
       status = ap_sqlite_error(error, db, rc, "listing assets");
     }
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
   for (size_t i = 0; status == AP_OK && i < found; i++) {
     status = load_objects(db, assets[i], error);
@@ -241,7 +241,7 @@ ap_status_t ap_sqlite_asset_delete(void *state, const char *owner,
     if (rc != SQLITE_DONE) {
       status = ap_sqlite_error(error, db, rc, "cancelling the asset's jobs");
     }
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
 
   if (status == AP_OK) {
@@ -253,7 +253,7 @@ ap_status_t ap_sqlite_asset_delete(void *state, const char *owner,
     ap_sqlite_bind_text(statement, 1, id);
     ap_sqlite_bind_text(statement, 2, owner);
     status = change_asset(db, statement, id, "deleting asset", error);
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
 
   if (status == AP_OK) {
@@ -283,7 +283,7 @@ ap_status_t ap_sqlite_asset_set_status(void *state, const char *id,
     ap_sqlite_bind_text(statement, 4, failed ? error_message : NULL);
     sqlite3_bind_int64(statement, 5, now_ms);
     status = change_asset(db, statement, id, "updating asset status", error);
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
   ap_sqlite_release(store, db);
   return status;
@@ -303,7 +303,7 @@ ap_status_t ap_sqlite_asset_set_analysis(void *state, const char *id,
     ap_sqlite_bind_text(statement, 2, analysis_json);
     sqlite3_bind_int64(statement, 3, now_ms);
     status = change_asset(db, statement, id, "storing asset analysis", error);
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
   ap_sqlite_release(store, db);
   return status;
@@ -330,7 +330,7 @@ ap_status_t ap_sqlite_asset_put_object(void *state, const char *asset_id,
     sqlite3_bind_int64(statement, 2, now_ms);
     status =
         change_asset(db, statement, asset_id, "recording asset object", error);
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
 
   if (status == AP_OK) {
@@ -351,7 +351,7 @@ ap_status_t ap_sqlite_asset_put_object(void *state, const char *asset_id,
     if (rc != SQLITE_DONE) {
       status = ap_sqlite_error(error, db, rc, "recording asset object");
     }
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
 
   if (status == AP_OK) {
@@ -391,6 +391,6 @@ ap_status_t ap_sqlite_insert_asset(sqlite3 *db, const ap_asset_t *asset,
   if (rc != SQLITE_DONE) {
     status = ap_sqlite_error(error, db, rc, "creating asset");
   }
-  sqlite3_finalize(statement);
+  ap_sqlite_finish(statement);
   return status;
 }

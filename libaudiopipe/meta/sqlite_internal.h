@@ -10,9 +10,26 @@
 
 #include "meta/meta_internal.h"
 
+/* Prepared statements kept for the life of one pooled connection, so a hot
+ * statement is compiled once rather than on every call. Only the thread
+ * that borrowed the connection touches its cache. */
+#define AP_SQLITE_CACHE_SIZE 48
+typedef struct ap_sqlite_cached_statement {
+  char *sql; /* owned copy of the statement's text, the lookup key */
+  sqlite3_stmt *statement;
+  int in_use; /* 1 between ap_sqlite_prepare and ap_sqlite_finish */
+} ap_sqlite_cached_statement_t;
+
+typedef struct ap_sqlite_statement_cache {
+  sqlite3 *db;
+  int count;
+  ap_sqlite_cached_statement_t entries[AP_SQLITE_CACHE_SIZE];
+} ap_sqlite_statement_cache_t;
+
 typedef struct ap_sqlite_store {
   char *path;
   sqlite3 **connections;
+  ap_sqlite_statement_cache_t *caches; /* one per connection */
   int *in_use;
   int pool_size;
   pthread_mutex_t mutex;
@@ -69,10 +86,21 @@ ap_status_t ap_sqlite_commit(ap_sqlite_store_t *store, sqlite3 *db,
                              ap_error_t *error);
 void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db);
 
-/* Prepares `sql`; AP_OK or an error naming `what`. */
+/*
+ * Prepares `sql`; AP_OK or an error naming `what`. On a connection the
+ * calling thread borrowed with ap_sqlite_acquire, the statement comes from
+ * the connection's cache (prepared once with SQLITE_PREPARE_PERSISTENT);
+ * otherwise, or when the same text is already in use or the cache is
+ * full, it is prepared afresh. Either way the caller hands it back with
+ * ap_sqlite_finish, never sqlite3_finalize.
+ */
 ap_status_t ap_sqlite_prepare(sqlite3 *db, const char *sql,
                               sqlite3_stmt **statement, const char *what,
                               ap_error_t *error);
+
+/* Resets a cached statement and clears its bindings for the next caller,
+ * or finalizes one that is not cached. NULL is ignored. */
+void ap_sqlite_finish(sqlite3_stmt *statement);
 
 /* Binds text, or NULL when `text` is NULL. */
 int ap_sqlite_bind_text(sqlite3_stmt *statement, int index, const char *text);

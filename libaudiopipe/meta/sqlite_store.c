@@ -107,15 +107,132 @@ void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db) {
   release_writer(store, db);
 }
 
+/* The statement caches of the connections this thread has borrowed, so
+ * ap_sqlite_prepare can find a connection's cache from its handle alone.
+ * A thread rarely holds more than one connection at a time; past
+ * BORROWED_MAX, its statements are prepared uncached. */
+#define BORROWED_MAX 4
+static _Thread_local ap_sqlite_statement_cache_t *borrowed[BORROWED_MAX];
+
+static ap_sqlite_statement_cache_t *borrowed_cache(sqlite3 *db) {
+  for (int i = 0; i < BORROWED_MAX; i++) {
+    if (borrowed[i] && borrowed[i]->db == db) {
+      return borrowed[i];
+    }
+  }
+  return NULL;
+}
+
+static void push_borrowed(ap_sqlite_statement_cache_t *cache) {
+  for (int i = 0; i < BORROWED_MAX; i++) {
+    if (!borrowed[i]) {
+      borrowed[i] = cache;
+      return;
+    }
+  }
+}
+
+/* Forgets `db`'s cache for this thread and makes every statement in it
+ * idle, so a statement a caller failed to finish cannot leak into the
+ * next borrower's transaction. */
+static void pop_borrowed(sqlite3 *db) {
+  for (int i = 0; i < BORROWED_MAX; i++) {
+    ap_sqlite_statement_cache_t *cache = borrowed[i];
+    if (cache && cache->db == db) {
+      for (int j = 0; j < cache->count; j++) {
+        if (cache->entries[j].in_use) {
+          sqlite3_reset(cache->entries[j].statement);
+          sqlite3_clear_bindings(cache->entries[j].statement);
+          cache->entries[j].in_use = 0;
+        }
+      }
+      borrowed[i] = NULL;
+    }
+  }
+}
+
+/* Finalizes every statement of `cache`; the connection is closing. */
+static void clear_cache(ap_sqlite_statement_cache_t *cache) {
+  for (int i = 0; i < cache->count; i++) {
+    sqlite3_finalize(cache->entries[i].statement);
+    free(cache->entries[i].sql);
+  }
+  cache->count = 0;
+}
+
+/* Takes an idle cached statement for `sql`, or adds one while there is
+ * room. Returns NULL (and leaves *rc SQLITE_OK) when the caller should
+ * prepare the statement uncached. */
+static sqlite3_stmt *take_cached(ap_sqlite_statement_cache_t *cache,
+                                 const char *sql, int *rc) {
+  *rc = SQLITE_OK;
+  for (int i = 0; i < cache->count; i++) {
+    ap_sqlite_cached_statement_t *entry = &cache->entries[i];
+    if (!entry->in_use && strcmp(entry->sql, sql) == 0) {
+      entry->in_use = 1;
+      return entry->statement;
+    }
+  }
+  if (cache->count == AP_SQLITE_CACHE_SIZE) {
+    return NULL;
+  }
+  char *copy = strdup(sql);
+  if (!copy) {
+    return NULL;
+  }
+  sqlite3_stmt *statement = NULL;
+  *rc = sqlite3_prepare_v3(cache->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                           &statement, NULL);
+  if (*rc != SQLITE_OK) {
+    free(copy);
+    return NULL;
+  }
+  ap_sqlite_cached_statement_t *entry = &cache->entries[cache->count++];
+  entry->sql = copy;
+  entry->statement = statement;
+  entry->in_use = 1;
+  return statement;
+}
+
 ap_status_t ap_sqlite_prepare(sqlite3 *db, const char *sql,
                               sqlite3_stmt **statement, const char *what,
                               ap_error_t *error) {
-  int rc = sqlite3_prepare_v2(db, sql, -1, statement, NULL);
+  *statement = NULL;
+  int rc = SQLITE_OK;
+  ap_sqlite_statement_cache_t *cache = borrowed_cache(db);
+  if (cache) {
+    *statement = take_cached(cache, sql, &rc);
+  }
+  if (!*statement && rc == SQLITE_OK) {
+    rc = sqlite3_prepare_v3(db, sql, -1, 0, statement, NULL);
+  }
   if (rc != SQLITE_OK) {
+    sqlite3_finalize(*statement);
     *statement = NULL;
     return ap_sqlite_error(error, db, rc, what);
   }
   return AP_OK;
+}
+
+void ap_sqlite_finish(sqlite3_stmt *statement) {
+  if (!statement) {
+    return;
+  }
+  ap_sqlite_statement_cache_t *cache =
+      borrowed_cache(sqlite3_db_handle(statement));
+  if (cache) {
+    for (int i = 0; i < cache->count; i++) {
+      if (cache->entries[i].statement == statement) {
+        /* sqlite3_reset repeats the last step's error, which the caller
+         * has already reported. */
+        sqlite3_reset(statement);
+        sqlite3_clear_bindings(statement);
+        cache->entries[i].in_use = 0;
+        return;
+      }
+    }
+  }
+  sqlite3_finalize(statement);
 }
 
 int ap_sqlite_bind_text(sqlite3_stmt *statement, int index, const char *text) {
@@ -142,6 +259,7 @@ sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store) {
       if (!store->in_use[i]) {
         store->in_use[i] = 1;
         pthread_mutex_unlock(&store->mutex);
+        push_borrowed(&store->caches[i]);
         return store->connections[i];
       }
     }
@@ -150,6 +268,7 @@ sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store) {
 }
 
 void ap_sqlite_release(ap_sqlite_store_t *store, sqlite3 *db) {
+  pop_borrowed(db);
   ap_sqlite_rollback(store, db);
   pthread_mutex_lock(&store->mutex);
   for (int i = 0; i < store->pool_size; i++) {
@@ -319,9 +438,11 @@ static void sqlite_close(void *state) {
   }
   stop_checkpoints(store);
   for (int i = 0; i < store->pool_size; i++) {
+    clear_cache(&store->caches[i]);
     sqlite3_close(store->connections[i]);
   }
   free(store->connections);
+  free(store->caches);
   free(store->in_use);
   free(store->holds_write);
   pthread_mutex_destroy(&store->mutex);
@@ -450,8 +571,9 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
   store->connections = calloc((size_t)pool_size, sizeof *store->connections);
   store->in_use = calloc((size_t)pool_size, sizeof *store->in_use);
   store->holds_write = calloc((size_t)pool_size, sizeof *store->holds_write);
+  store->caches = calloc((size_t)pool_size, sizeof *store->caches);
   if (!store->path || !store->connections || !store->in_use ||
-      !store->holds_write) {
+      !store->holds_write || !store->caches) {
     sqlite_close(store);
     return AP_NO_MEMORY(error);
   }
@@ -463,6 +585,7 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
       sqlite_close(store);
       return status;
     }
+    store->caches[i].db = store->connections[i];
     store->pool_size = i + 1;
   }
   status = start_checkpoints(store, busy_timeout_ms, synchronous, error);

@@ -75,7 +75,7 @@ ap_status_t ap_sqlite_upload_insert(void *state,
     if (rc != SQLITE_DONE) {
       status = ap_sqlite_error(error, db, rc, "recording upload");
     }
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
   ap_sqlite_release(store, db);
   return status;
@@ -104,7 +104,7 @@ static ap_status_t load_upload(sqlite3 *db, const char *owner, const char *id,
   } else {
     status = ap_sqlite_error(error, db, rc, "reading upload");
   }
-  sqlite3_finalize(statement);
+  ap_sqlite_finish(statement);
   return status;
 }
 
@@ -141,7 +141,7 @@ ap_status_t ap_sqlite_upload_finish_pending(void *state, const char *id,
       status = ap_error_set(error, AP_DOMAIN_UPLOAD, AP_ERR_UPLOAD_STATE,
                             "upload %s is no longer pending", id);
     }
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
   ap_sqlite_release(store, db);
   return status;
@@ -168,7 +168,7 @@ static ap_status_t mark_completed(sqlite3 *db, const char *upload_id,
   if (rc != SQLITE_DONE) {
     status = ap_sqlite_error(error, db, rc, "completing upload");
   }
-  sqlite3_finalize(statement);
+  ap_sqlite_finish(statement);
   return status;
 }
 
@@ -281,7 +281,7 @@ ap_status_t ap_sqlite_upload_list_expired(void *state, int64_t now_ms,
     if (status == AP_OK && rc != SQLITE_DONE) {
       status = ap_sqlite_error(error, db, rc, "listing expired uploads");
     }
-    sqlite3_finalize(statement);
+    ap_sqlite_finish(statement);
   }
   ap_sqlite_release(store, db);
 
