@@ -21,6 +21,10 @@ enum cli_exit_code {
   CLI_EXIT_INTERNAL = 4 /* out of memory or a library bug */
 };
 
+/* A run stopped by SIGINT or SIGTERM exits with 128 plus the signal
+ * number (130, 143), as shells report it, after discarding its outputs. */
+#define CLI_EXIT_SIGNAL_BASE 128
+
 /* One subcommand: `run` receives argv with argv[0] set to the subcommand
  * name and returns an exit code. */
 typedef struct cli_command {
@@ -109,9 +113,25 @@ typedef struct cli_progress {
 } cli_progress_t;
 
 void cli_progress_init(cli_progress_t *progress, int enabled);
+/* Draws the bar, and returns non-zero (cancelling the operation) once
+ * SIGINT or SIGTERM arrived after cli_progress_catch_signals. */
 int cli_progress_update(void *user_data, double fraction, const char *stage);
 /* Erases the bar so the terminal is left as it was. */
 void cli_progress_finish(cli_progress_t *progress);
+
+/* Installs SIGINT and SIGTERM handlers that make cli_progress_update
+ * cancel the running operation, so its outputs are discarded instead of
+ * left half-written. */
+void cli_progress_catch_signals(void);
+/* Returns the signal that cancelled the run, or 0. */
+int cli_progress_caught_signal(void);
+
+/*
+ * Rejects, as a usage error, an output path that names the input file or
+ * another output. Returns an exit code. `input` is a path or "-".
+ */
+int cli_check_output_paths(const char *input, const char *const *outputs,
+                           size_t output_count);
 
 /*
  * Limit options shared by the subcommands that read media. Each option

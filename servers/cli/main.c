@@ -43,6 +43,7 @@ static void print_usage(FILE *stream) {
           "  2  usage error (unknown option, invalid value)\n"
           "  3  writing an output failed\n"
           "  4  internal error (out of memory, library bug)\n"
+          "  130, 143  stopped by SIGINT or SIGTERM; outputs discarded\n"
           "\nResults are JSON on standard output; errors are one line on\n"
           "standard error: `%s: <what failed>: <message> (<code name>)`.\n",
           CLI_PROGRAM, CLI_PROGRAM);

@@ -200,6 +200,19 @@ static int prepare_outputs(process_command_t *command) {
   ap_error_t error = {0};
   char what[256];
 
+  const char *paths[2 * MAX_REQUESTS];
+  size_t path_count = 0;
+  for (size_t i = 0; i < command->waveform_count; i++) {
+    paths[path_count++] = command->waveforms[i].path;
+  }
+  for (size_t i = 0; i < command->rendition_count; i++) {
+    paths[path_count++] = command->renditions[i].path;
+  }
+  int status = cli_check_output_paths(command->path, paths, path_count);
+  if (status != CLI_EXIT_OK) {
+    return status;
+  }
+
   for (size_t i = 0; i < command->waveform_count; i++) {
     cli_waveform_request_t *request = &command->waveforms[i];
     ap_output_t **output = &command->outputs[command->output_count];
@@ -264,6 +277,7 @@ static int run_process(process_command_t *command) {
 
   cli_progress_t progress;
   cli_progress_init(&progress, !command->quiet);
+  cli_progress_catch_signals();
   command->options.progress = cli_progress_update;
   command->options.progress_user_data = &progress;
 
@@ -272,7 +286,12 @@ static int run_process(process_command_t *command) {
   cli_progress_finish(&progress);
 
   int exit_code = CLI_EXIT_OK;
-  if (status != AP_OK) {
+  int signal_number = cli_progress_caught_signal();
+  if (status == AP_ERR_CANCELLED && signal_number) {
+    fprintf(stderr, "%s: stopped by signal %d: no output was written\n",
+            CLI_PROGRAM, signal_number);
+    exit_code = CLI_EXIT_SIGNAL_BASE + signal_number;
+  } else if (status != AP_OK) {
     /* An I/O error that no input read reported came from an output. */
     int output_failed = (error.code == AP_ERR_IO && !input.read_failed) ||
                         error.code == AP_ERR_ENCODE;

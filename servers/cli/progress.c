@@ -4,6 +4,7 @@
  * a file or a pipe nothing is written, so logs never collect control
  * characters.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,22 @@
 #include "cli.h"
 
 #define BAR_WIDTH 30
+
+/* The signal that asked the run to stop; written only by the handler. */
+static volatile sig_atomic_t caught_signal;
+
+static void catch_signal(int signal_number) { caught_signal = signal_number; }
+
+void cli_progress_catch_signals(void) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = catch_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, NULL);
+  sigaction(SIGTERM, &action, NULL);
+}
+
+int cli_progress_caught_signal(void) { return (int)caught_signal; }
 
 void cli_progress_init(cli_progress_t *progress, int enabled) {
   memset(progress, 0, sizeof *progress);
@@ -20,6 +37,9 @@ void cli_progress_init(cli_progress_t *progress, int enabled) {
 
 int cli_progress_update(void *user_data, double fraction, const char *stage) {
   cli_progress_t *progress = user_data;
+  if (caught_signal) {
+    return 1;
+  }
   if (!progress->active) {
     return 0;
   }

@@ -179,15 +179,47 @@ run /dev/null process --rendition "opus:64k:$work/missing-dir/out.opus" \
   "$cases/case-03.mp3"
 expect_status "process unwritable output" 3
 
-# NOTE: an MP3 read from a pipe fails in ap_process (the decoder seeks
-# back into bytes the probe consumed), so this check uses WAV and WebM.
-for input in case-19.wav case-01.webm; do
+for input in case-19.wav case-01.webm case-03.mp3 case-05.mp3; do
   run "$cases/$input" process --quiet --waveform "dat:441:$work/stdin.dat" -
   expect_status "process $input from standard input" 0 &&
     expect_json "process $input stdin" "$work/out"
   [[ -s $work/stdin.dat ]] || fail "process $input stdin: no waveform"
   rm -f "$work/stdin.dat"
 done
+
+# An output naming the input, or two outputs naming one file, is a usage
+# error raised before anything is written.
+cp "$cases/case-19.wav" "$work/input.wav"
+run /dev/null process --quiet --rendition "wav::$work/input.wav" \
+  "$work/input.wav"
+expect_status "process output is the input" 2 &&
+  expect_stderr_contains "output is the input" "is the input file"
+cmp -s "$work/input.wav" "$cases/case-19.wav" ||
+  fail "process output is the input: the input was changed"
+run /dev/null process --quiet --rendition "mp3:128k:$work/same.mp3" \
+  --waveform "dat:256:$work/./same.mp3" "$work/input.wav"
+expect_status "process duplicate outputs" 2 &&
+  expect_stderr_contains "duplicate outputs" "are the same file"
+[[ -e $work/same.mp3 ]] && fail "process duplicate outputs: same.mp3 written"
+
+# SIGINT cancels a run: exit 130, and no output or temporary file stays.
+ffmpeg -nostdin -v error -y -f lavfi -i anoisesrc=d=600:r=44100 -ac 2 \
+  "$work/long.wav"
+mkdir "$work/tmp"
+TMPDIR=$work/tmp "$audiopipe" process --quiet "$work/long.wav" \
+  --rendition "aac:128k:$work/cancelled.m4a" \
+  --rendition "mp3:128k:$work/cancelled.mp3" >"$work/out" 2>"$work/err" &
+pid=$!
+sleep 2
+kill -INT "$pid"
+wait "$pid"
+status=$?
+expect_status "process stopped by SIGINT" 130 &&
+  expect_stderr_contains "SIGINT message" "stopped by signal 2"
+leftover=$(ls -A "$work" | grep -c '^cancelled\.')
+[[ $leftover == 0 ]] || fail "process stopped by SIGINT left $leftover output files"
+[[ -z $(ls -A "$work/tmp") ]] || fail "process stopped by SIGINT left $(ls -A "$work/tmp")"
+rm -f "$work/long.wav"
 
 if ((failures > 0)); then
   echo "$failures check(s) failed"
