@@ -26,6 +26,22 @@ typedef struct ap_sqlite_statement_cache {
   ap_sqlite_cached_statement_t entries[AP_SQLITE_CACHE_SIZE];
 } ap_sqlite_statement_cache_t;
 
+/* One write of a group commit: runs its statements on `db` inside the
+ * batch's transaction and returns AP_OK or fills `error`. */
+typedef ap_status_t (*ap_sqlite_write_function_t)(sqlite3 *db, void *argument,
+                                                  ap_error_t *error);
+
+/* A queued group-commit write (sqlite_group.c). It lives on the stack of
+ * the thread that requested it, which waits until `done`. */
+typedef struct ap_sqlite_write_request {
+  ap_sqlite_write_function_t write;
+  void *argument;
+  ap_status_t status;
+  ap_error_t error;
+  int done; /* under the store's group_mutex */
+  struct ap_sqlite_write_request *next;
+} ap_sqlite_write_request_t;
+
 typedef struct ap_sqlite_store {
   char *path;
   sqlite3 **connections;
@@ -54,6 +70,13 @@ typedef struct ap_sqlite_store {
   pthread_cond_t checkpoint_wake;
   int checkpoint_pending; /* under checkpoint_mutex */
   int checkpoint_stop;    /* under checkpoint_mutex */
+  /* Group commit (sqlite_group.c): the queue of write requests waiting
+   * for the next batch, and whether a batch is committing. */
+  pthread_mutex_t group_mutex;
+  pthread_cond_t group_done;
+  struct ap_sqlite_write_request *group_head; /* under group_mutex */
+  struct ap_sqlite_write_request *group_tail; /* under group_mutex */
+  int group_running;                          /* under group_mutex */
 } ap_sqlite_store_t;
 
 /* Borrows a connection, waiting while every connection is in use. */
@@ -85,6 +108,19 @@ ap_status_t ap_sqlite_begin(ap_sqlite_store_t *store, sqlite3 *db,
 ap_status_t ap_sqlite_commit(ap_sqlite_store_t *store, sqlite3 *db,
                              ap_error_t *error);
 void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db);
+
+/*
+ * Runs `write` in a transaction shared with the writes other threads
+ * request meanwhile, inside its own SAVEPOINT, and returns its own status
+ * and error once the transaction has committed. A write that fails is
+ * rolled back alone. A write that succeeded can still fail when the
+ * COMMIT fails, or with AP_ERR_UNAVAILABLE when another write's failure
+ * made SQLite roll back the whole transaction. Blocks the caller, and
+ * may run other threads' writes on its thread. Thread-safe.
+ */
+ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
+                                    ap_sqlite_write_function_t write,
+                                    void *argument, ap_error_t *error);
 
 /*
  * Prepares `sql`; AP_OK or an error naming `what`. On a connection the

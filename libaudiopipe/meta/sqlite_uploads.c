@@ -47,38 +47,45 @@ static ap_status_t read_upload_row(sqlite3_stmt *statement,
   return AP_OK;
 }
 
-ap_status_t ap_sqlite_upload_insert(void *state,
-                                    const ap_upload_record_t *upload,
-                                    ap_error_t *error) {
-  ap_sqlite_store_t *store = state;
-  sqlite3 *db = ap_sqlite_acquire(store);
+/* Inserts the upload row `argument` points to; a group-commit write. */
+static ap_status_t insert_upload(sqlite3 *db, void *argument,
+                                 ap_error_t *error) {
+  const ap_upload_record_t *upload = argument;
   sqlite3_stmt *statement = NULL;
   ap_status_t status =
       ap_sqlite_prepare(db,
                         "INSERT INTO uploads (" UPLOAD_COLUMNS
                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         &statement, "recording upload", error);
-  if (status == AP_OK) {
-    ap_sqlite_bind_text(statement, 1, upload->id);
-    ap_sqlite_bind_text(statement, 2, upload->owner);
-    ap_sqlite_bind_text(statement, 3, upload->object_key);
-    ap_sqlite_bind_text(statement, 4, upload->filename);
-    ap_sqlite_bind_text(statement, 5, upload->content_type);
-    sqlite3_bind_int64(statement, 6, upload->size_bytes);
-    sqlite3_bind_int(statement, 7, upload->state);
-    sqlite3_bind_int(statement, 8, upload->rejection_code);
-    ap_sqlite_bind_text(statement, 9, upload->asset_id);
-    sqlite3_bind_int64(statement, 10, upload->expires_at_ms);
-    sqlite3_bind_int64(statement, 11, upload->created_at_ms);
-    sqlite3_bind_int64(statement, 12, upload->updated_at_ms);
-    int rc = sqlite3_step(statement);
-    if (rc != SQLITE_DONE) {
-      status = ap_sqlite_error(error, db, rc, "recording upload");
-    }
-    ap_sqlite_finish(statement);
+  if (status != AP_OK) {
+    return status;
   }
-  ap_sqlite_release(store, db);
+  ap_sqlite_bind_text(statement, 1, upload->id);
+  ap_sqlite_bind_text(statement, 2, upload->owner);
+  ap_sqlite_bind_text(statement, 3, upload->object_key);
+  ap_sqlite_bind_text(statement, 4, upload->filename);
+  ap_sqlite_bind_text(statement, 5, upload->content_type);
+  sqlite3_bind_int64(statement, 6, upload->size_bytes);
+  sqlite3_bind_int(statement, 7, upload->state);
+  sqlite3_bind_int(statement, 8, upload->rejection_code);
+  ap_sqlite_bind_text(statement, 9, upload->asset_id);
+  sqlite3_bind_int64(statement, 10, upload->expires_at_ms);
+  sqlite3_bind_int64(statement, 11, upload->created_at_ms);
+  sqlite3_bind_int64(statement, 12, upload->updated_at_ms);
+  int rc = sqlite3_step(statement);
+  if (rc != SQLITE_DONE) {
+    status = ap_sqlite_error(error, db, rc, "recording upload");
+  }
+  ap_sqlite_finish(statement);
   return status;
+}
+
+ap_status_t ap_sqlite_upload_insert(void *state,
+                                    const ap_upload_record_t *upload,
+                                    ap_error_t *error) {
+  /* Upload creation is the busiest write of the HTTP API, so concurrent
+   * creations share one commit. */
+  return ap_sqlite_write_grouped(state, insert_upload, (void *)upload, error);
 }
 
 /* Reads one upload in the caller's connection. */

@@ -1,0 +1,164 @@
+/*
+ * Group commit for the SQLite metadata backend: write requests that arrive
+ * while another batch is committing are queued, and the next caller to
+ * find no batch running takes the whole queue and commits it in one
+ * transaction. In WAL mode each commit appends a commit frame and, at
+ * synchronous=FULL, syncs the WAL, so N concurrent writes cost one commit
+ * instead of N.
+ *
+ * Each request runs inside its own SAVEPOINT, so a request that fails is
+ * rolled back alone and its caller receives its own status and error,
+ * while the other requests of the batch still commit.
+ */
+#include <string.h>
+
+#include "core/error_internal.h"
+#include "meta/sqlite_internal.h"
+
+/* Most requests one transaction commits, so that a long queue still
+ * returns its first callers' results after a bounded amount of work. */
+#define MAX_BATCH 64
+
+/* Runs one statement without results on the pool connection, through the
+ * statement cache. */
+static int run_statement(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *statement = NULL;
+  ap_error_t ignored;
+  if (ap_sqlite_prepare(db, sql, &statement, sql, &ignored) != AP_OK) {
+    return sqlite3_errcode(db);
+  }
+  int rc = sqlite3_step(statement);
+  ap_sqlite_finish(statement);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Gives every request of `batch` from `first` on the same failure. */
+static void fail_requests(ap_sqlite_write_request_t *first,
+                          ap_sqlite_write_request_t *end, ap_status_t status,
+                          const ap_error_t *error) {
+  for (ap_sqlite_write_request_t *request = first; request != end;
+       request = request->next) {
+    if (request->status == AP_OK) {
+      request->status = status;
+      request->error = *error;
+    }
+  }
+}
+
+/* Runs one request in a SAVEPOINT of the open transaction. Returns 0, or
+ * -1 when the failure also rolled back the whole transaction, which
+ * SQLite does after some I/O, disk-full and out-of-memory errors. */
+static int run_request(sqlite3 *db, ap_sqlite_write_request_t *request) {
+  int rc = run_statement(db, "SAVEPOINT ap_write_request");
+  if (rc != SQLITE_OK) {
+    request->status =
+        ap_sqlite_error(&request->error, db, rc, "SAVEPOINT of a write");
+    return sqlite3_get_autocommit(db) ? -1 : 0;
+  }
+  request->status = request->write(db, request->argument, &request->error);
+  if (request->status != AP_OK) {
+    if (sqlite3_get_autocommit(db)) {
+      return -1;
+    }
+    run_statement(db, "ROLLBACK TO ap_write_request");
+  }
+  run_statement(db, "RELEASE ap_write_request");
+  return sqlite3_get_autocommit(db) ? -1 : 0;
+}
+
+/* Commits the requests from `first` up to `end` in one transaction, or in
+ * more than one when a failure rolls the transaction back: the requests
+ * that had succeeded in it then fail too, and the rest start anew. */
+static void run_batch(ap_sqlite_store_t *store,
+                      ap_sqlite_write_request_t *first,
+                      ap_sqlite_write_request_t *end) {
+  sqlite3 *db = ap_sqlite_acquire(store);
+  ap_sqlite_write_request_t *start = first;
+  while (start != end) {
+    ap_error_t error;
+    ap_error_clear(&error);
+    for (ap_sqlite_write_request_t *request = start; request != end;
+         request = request->next) {
+      request->status = AP_OK;
+      ap_error_clear(&request->error);
+    }
+    ap_status_t status = ap_sqlite_begin(store, db, &error);
+    if (status != AP_OK) {
+      fail_requests(start, end, status, &error);
+      break;
+    }
+
+    ap_sqlite_write_request_t *request = start;
+    int aborted = 0;
+    for (; request != end && !aborted; request = request->next) {
+      aborted = run_request(db, request) != 0;
+    }
+    if (aborted) {
+      /* `request` is the one after the request that failed. */
+      ap_sqlite_rollback(store, db);
+      ap_error_set(&error, AP_DOMAIN_META, AP_ERR_UNAVAILABLE,
+                   "a write in the same transaction failed and SQLite rolled "
+                   "the transaction back: retry");
+      fail_requests(start, request, AP_ERR_UNAVAILABLE, &error);
+      start = request;
+      continue;
+    }
+
+    status = ap_sqlite_commit(store, db, &error);
+    if (status != AP_OK) {
+      fail_requests(start, end, status, &error);
+    }
+    break;
+  }
+  ap_sqlite_release(store, db);
+}
+
+ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
+                                    ap_sqlite_write_function_t write,
+                                    void *argument, ap_error_t *error) {
+  ap_sqlite_write_request_t request = {.write = write, .argument = argument};
+
+  pthread_mutex_lock(&store->group_mutex);
+  if (store->group_tail) {
+    store->group_tail->next = &request;
+  } else {
+    store->group_head = &request;
+  }
+  store->group_tail = &request;
+
+  /* A request taken by a running batch is no longer in the queue, so a
+   * caller that finds no batch running always finds its own request. */
+  while (!request.done) {
+    if (store->group_running) {
+      pthread_cond_wait(&store->group_done, &store->group_mutex);
+      continue;
+    }
+    ap_sqlite_write_request_t *first = store->group_head;
+    ap_sqlite_write_request_t *end = first;
+    for (int taken = 0; end && taken < MAX_BATCH; taken++) {
+      end = end->next;
+    }
+    store->group_head = end;
+    if (!end) {
+      store->group_tail = NULL;
+    }
+    store->group_running = 1;
+    pthread_mutex_unlock(&store->group_mutex);
+
+    run_batch(store, first, end);
+
+    pthread_mutex_lock(&store->group_mutex);
+    for (ap_sqlite_write_request_t *done = first; done != end;
+         done = done->next) {
+      done->done = 1;
+    }
+    store->group_running = 0;
+    pthread_cond_broadcast(&store->group_done);
+  }
+  pthread_mutex_unlock(&store->group_mutex);
+
+  if (request.status != AP_OK && error) {
+    *error = request.error;
+  }
+  return request.status;
+}

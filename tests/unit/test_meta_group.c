@@ -1,0 +1,304 @@
+/*
+ * Tests for the SQLite backend's write path: the per-connection statement
+ * cache, group commit with one SAVEPOINT per request, and concurrent
+ * upload creation through it.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include <audiopipe/upload.h>
+
+#include "context/context_internal.h"
+#include "meta/sqlite_internal.h"
+#include "test_meta_fixture.h"
+
+static ap_sqlite_store_t *open_store(meta_fixture_t *fixture) {
+  assert_int_equal(meta_fixture_prepare(fixture), 0);
+  assert_int_equal(meta_fixture_open(fixture), 0);
+  return ap_context_meta_store(fixture->context)->state;
+}
+
+/* Counts the rows of `table` on a connection of its own. */
+static int count_rows(const meta_fixture_t *fixture, const char *table) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(fixture->database, &db), SQLITE_OK);
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
+  sqlite3_stmt *statement = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &statement, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+  int count = sqlite3_column_int(statement, 0);
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+  return count;
+}
+
+#define ABSOLUTE_SQL                                                           \
+  "SELECT abs(value) FROM numbers WHERE value >= ?1 ORDER BY id"
+
+/*
+ * abs() of the smallest 64-bit integer is a runtime error, so stepping
+ * this SELECT returns one row and then fails. The same cached statement,
+ * prepared again, must return the right rows for new bindings.
+ */
+static void cache_recovers_after_step_error(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  ap_sqlite_store_t *store = open_store(&fixture);
+  sqlite3 *db = ap_sqlite_acquire(store);
+  assert_int_equal(ap_sqlite_exec(db,
+                                  "CREATE TABLE numbers (id INTEGER PRIMARY "
+                                  "KEY, value INTEGER);"
+                                  "INSERT INTO numbers (value) VALUES (-5), "
+                                  "(-9223372036854775807 - 1), (7);",
+                                  NULL),
+                   AP_OK);
+
+  sqlite3_stmt *first = NULL;
+  assert_int_equal(ap_sqlite_prepare(db, ABSOLUTE_SQL, &first, "abs", NULL),
+                   AP_OK);
+  sqlite3_bind_int64(first, 1, INT64_MIN);
+  assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int64(first, 0), 5);
+  assert_int_equal(sqlite3_step(first), SQLITE_ERROR);
+  ap_sqlite_finish(first);
+
+  sqlite3_stmt *second = NULL;
+  assert_int_equal(ap_sqlite_prepare(db, ABSOLUTE_SQL, &second, "abs", NULL),
+                   AP_OK);
+  assert_ptr_equal(second, first);
+  /* The bindings were cleared: NULL matches no row. */
+  assert_int_equal(sqlite3_step(second), SQLITE_DONE);
+  sqlite3_reset(second);
+  sqlite3_bind_int64(second, 1, -6);
+  assert_int_equal(sqlite3_step(second), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int64(second, 0), 5);
+  assert_int_equal(sqlite3_step(second), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int64(second, 0), 7);
+  assert_int_equal(sqlite3_step(second), SQLITE_DONE);
+  ap_sqlite_finish(second);
+
+  ap_sqlite_release(store, db);
+  meta_fixture_close(&fixture);
+}
+
+/* A text already in use gets a second statement, not the busy one. */
+static void cache_gives_busy_text_new_statement(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  ap_sqlite_store_t *store = open_store(&fixture);
+  sqlite3 *db = ap_sqlite_acquire(store);
+
+  sqlite3_stmt *outer = NULL;
+  sqlite3_stmt *inner = NULL;
+  assert_int_equal(ap_sqlite_prepare(db, "SELECT 1", &outer, "one", NULL),
+                   AP_OK);
+  assert_int_equal(ap_sqlite_prepare(db, "SELECT 1", &inner, "one", NULL),
+                   AP_OK);
+  assert_ptr_not_equal(inner, outer);
+  assert_int_equal(sqlite3_step(outer), SQLITE_ROW);
+  assert_int_equal(sqlite3_step(inner), SQLITE_ROW);
+  ap_sqlite_finish(inner);
+  ap_sqlite_finish(outer);
+
+  ap_sqlite_release(store, db);
+  meta_fixture_close(&fixture);
+}
+
+typedef struct group_request {
+  ap_sqlite_store_t *store;
+  const char *id;
+  int hold_batch; /* wait until two more requests are queued */
+  ap_status_t status;
+  ap_error_t error;
+} group_request_t;
+
+/* Counts the requests waiting for the next batch. */
+static int queued_requests(ap_sqlite_store_t *store) {
+  pthread_mutex_lock(&store->group_mutex);
+  int count = 0;
+  for (ap_sqlite_write_request_t *request = store->group_head; request;
+       request = request->next) {
+    count++;
+  }
+  pthread_mutex_unlock(&store->group_mutex);
+  return count;
+}
+
+static int batch_running(ap_sqlite_store_t *store) {
+  pthread_mutex_lock(&store->group_mutex);
+  int running = store->group_running;
+  pthread_mutex_unlock(&store->group_mutex);
+  return running;
+}
+
+static ap_status_t insert_row(sqlite3 *db, void *argument, ap_error_t *error) {
+  group_request_t *request = argument;
+  if (request->hold_batch) {
+    /* The other two requests queue behind this batch and so share the
+     * next one. */
+    while (queued_requests(request->store) < 2) {
+      sched_yield();
+    }
+  }
+  sqlite3_stmt *statement = NULL;
+  ap_status_t status =
+      ap_sqlite_prepare(db, "INSERT INTO rows (id) VALUES (?1)", &statement,
+                        "inserting row", error);
+  if (status != AP_OK) {
+    return status;
+  }
+  ap_sqlite_bind_text(statement, 1, request->id);
+  int rc = sqlite3_step(statement);
+  if (rc != SQLITE_DONE) {
+    status = ap_sqlite_error(error, db, rc, "inserting row");
+  }
+  ap_sqlite_finish(statement);
+  return status;
+}
+
+static void *run_request(void *argument) {
+  group_request_t *request = argument;
+  ap_error_clear(&request->error);
+  request->status = ap_sqlite_write_grouped(request->store, insert_row, request,
+                                            &request->error);
+  return NULL;
+}
+
+static int commits;
+
+static int count_commit(void *argument) {
+  (void)argument;
+  __atomic_add_fetch(&commits, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+static void group_fails_only_failed_request(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  ap_sqlite_store_t *store = open_store(&fixture);
+  sqlite3 *db = ap_sqlite_acquire(store);
+  assert_int_equal(
+      ap_sqlite_exec(db, "CREATE TABLE rows (id TEXT PRIMARY KEY)", NULL),
+      AP_OK);
+  ap_sqlite_release(store, db);
+  for (int i = 0; i < store->pool_size; i++) {
+    sqlite3_commit_hook(store->connections[i], count_commit, NULL);
+  }
+
+  /* The first request holds its batch until both others are queued, so
+   * the second batch holds "kept" and a duplicate of "first". */
+  group_request_t requests[3] = {
+      {.store = store, .id = "first", .hold_batch = 1},
+      {.store = store, .id = "kept"},
+      {.store = store, .id = "first"},
+  };
+  pthread_t threads[3];
+  assert_int_equal(pthread_create(&threads[0], NULL, run_request, &requests[0]),
+                   0);
+  while (!batch_running(store)) {
+    sched_yield();
+  }
+  for (int i = 1; i < 3; i++) {
+    assert_int_equal(
+        pthread_create(&threads[i], NULL, run_request, &requests[i]), 0);
+  }
+  for (int i = 0; i < 3; i++) {
+    pthread_join(threads[i], NULL);
+  }
+
+  assert_int_equal(requests[0].status, AP_OK);
+  assert_int_equal(requests[1].status, AP_OK);
+  assert_int_equal(requests[2].status, AP_ERR_CONFLICT);
+  assert_int_equal(requests[2].error.code, AP_ERR_CONFLICT);
+  assert_non_null(strstr(requests[2].error.message, "inserting row"));
+  assert_int_equal(count_rows(&fixture, "rows"), 2);
+  assert_int_equal(__atomic_load_n(&commits, __ATOMIC_RELAXED), 2);
+  meta_fixture_close(&fixture);
+}
+
+#define CREATE_THREADS 4
+#define CREATES_PER_THREAD 50
+
+typedef struct create_thread {
+  ap_context_t *context;
+  char ids[CREATES_PER_THREAD][AP_ID_SIZE];
+  int failures;
+} create_thread_t;
+
+static void *create_uploads(void *argument) {
+  create_thread_t *thread = argument;
+  for (int i = 0; i < CREATES_PER_THREAD; i++) {
+    ap_upload_request_t request;
+    ap_upload_request_init(&request);
+    request.owner = "alice";
+    request.filename = "take.wav";
+    request.size_bytes = 1024;
+    request.content_type = "audio/wav";
+    ap_upload_ticket_t *ticket = NULL;
+    if (ap_upload_create(thread->context, &request, &ticket, NULL) != AP_OK) {
+      thread->failures++;
+      continue;
+    }
+    snprintf(thread->ids[i], AP_ID_SIZE, "%s", ap_upload_ticket_id(ticket));
+    ap_upload_ticket_free(ticket);
+  }
+  return NULL;
+}
+
+static int compare_ids(const void *left, const void *right) {
+  return strcmp(left, right);
+}
+
+static void concurrent_creates_get_distinct_ids(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  open_store(&fixture);
+  static create_thread_t threads[CREATE_THREADS];
+  pthread_t handles[CREATE_THREADS];
+  for (int i = 0; i < CREATE_THREADS; i++) {
+    memset(&threads[i], 0, sizeof threads[i]);
+    threads[i].context = fixture.context;
+    assert_int_equal(
+        pthread_create(&handles[i], NULL, create_uploads, &threads[i]), 0);
+  }
+  for (int i = 0; i < CREATE_THREADS; i++) {
+    pthread_join(handles[i], NULL);
+  }
+  for (int i = 0; i < CREATE_THREADS; i++) {
+    assert_int_equal(threads[i].failures, 0);
+  }
+
+  enum { TOTAL = CREATE_THREADS * CREATES_PER_THREAD };
+  static char ids[TOTAL][AP_ID_SIZE];
+  for (int i = 0; i < CREATE_THREADS; i++) {
+    memcpy(ids[i * CREATES_PER_THREAD], threads[i].ids, sizeof threads[i].ids);
+  }
+  qsort(ids, TOTAL, AP_ID_SIZE, compare_ids);
+  for (int i = 1; i < TOTAL; i++) {
+    assert_string_not_equal(ids[i - 1], ids[i]);
+  }
+  assert_int_equal(count_rows(&fixture, "uploads"), TOTAL);
+  meta_fixture_close(&fixture);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(cache_recovers_after_step_error),
+      cmocka_unit_test(cache_gives_busy_text_new_statement),
+      cmocka_unit_test(group_fails_only_failed_request),
+      cmocka_unit_test(concurrent_creates_get_distinct_ids),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
