@@ -10,9 +10,10 @@
  * `ts` is RFC 3339 in UTC with milliseconds, `level` is one of "debug",
  * "info", "warn", "error", `event` is a snake_case name that stays stable
  * across releases, `request_id` and `job_id` appear only when known, and
- * the caller's fields follow. A repeated event is rate-limited per event
- * name: past the burst, lines are dropped and counted, and the next line of
- * that event that passes carries the count as "suppressed".
+ * the caller's fields follow. Warnings and errors are rate-limited per
+ * event name: past the burst, lines are dropped and counted, and the next
+ * line of that event that passes carries the count as "suppressed". Debug
+ * and info lines (access logs, job lifecycle) are never dropped.
  *
  * Fields whose key names a secret or personal data (api_key, signature,
  * secret, authorization, password, token, cookie, filename, and keys that
@@ -100,9 +101,9 @@ AP_EXPORT ap_log_level_t ap_log_get_level(void);
 AP_EXPORT int ap_log_enabled(ap_log_level_t level);
 
 /*
- * Sets the repeat limit: at most `burst` lines of one event name per
- * `interval_ms` milliseconds (default 20 per 1000 ms). A `burst` of 0
- * turns rate limiting off.
+ * Sets the repeat limit for warnings and errors: at most `burst` lines of
+ * one event name per `interval_ms` milliseconds (default 20 per 1000 ms).
+ * A `burst` of 0 turns rate limiting off.
  */
 AP_EXPORT void ap_log_set_rate_limit(unsigned burst, unsigned interval_ms);
 

@@ -457,8 +457,11 @@ void ap_log_write(ap_log_level_t level, const char *event,
     return;
   }
 
+  /* Only warnings and errors are rate-limited: they are what floods a log
+   * when a backend fails, while info lines such as the one access-log line
+   * per request must all be written. */
   uint64_t suppressed = 0;
-  if (!rate_limit_admit(event, &suppressed)) {
+  if (level >= AP_LOG_WARN && !rate_limit_admit(event, &suppressed)) {
     return;
   }
 

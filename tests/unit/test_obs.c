@@ -219,12 +219,12 @@ static void log_rate_limit_counts_repeats(void **state) {
 static void log_reports_count_on_next_window(void **state) {
   capture_t *capture = *state;
   ap_log_set_rate_limit(1, 1);
-  ap_log_write(AP_LOG_INFO, "tick", NULL, NULL, NULL, 0, NULL);
-  ap_log_write(AP_LOG_INFO, "tick", NULL, NULL, NULL, 0, NULL);
-  ap_log_write(AP_LOG_INFO, "tick", NULL, NULL, NULL, 0, NULL);
+  ap_log_write(AP_LOG_WARN, "tick", NULL, NULL, NULL, 0, NULL);
+  ap_log_write(AP_LOG_WARN, "tick", NULL, NULL, NULL, 0, NULL);
+  ap_log_write(AP_LOG_WARN, "tick", NULL, NULL, NULL, 0, NULL);
   struct timespec pause = {0, 5 * 1000 * 1000};
   nanosleep(&pause, NULL);
-  ap_log_write(AP_LOG_INFO, "tick", NULL, NULL, NULL, 0, NULL);
+  ap_log_write(AP_LOG_WARN, "tick", NULL, NULL, NULL, 0, NULL);
 
   /* The first window admitted only the first line, so the next window's
    * first line carries the two that were dropped. */
@@ -234,6 +234,15 @@ static void log_reports_count_on_next_window(void **state) {
   assert_true(json_object_object_get_ex(line, "suppressed", &suppressed));
   assert_int_equal(json_object_get_int(suppressed), 2);
   json_object_put(line);
+}
+
+static void log_rate_limit_spares_info_lines(void **state) {
+  capture_t *capture = *state;
+  ap_log_set_rate_limit(3, 3600000);
+  for (int i = 0; i < 50; i++) {
+    ap_log_write(AP_LOG_INFO, "http_request", NULL, NULL, NULL, 0, NULL);
+  }
+  assert_int_equal(capture->count, 50);
 }
 
 static void log_truncates_long_lines(void **state) {
@@ -492,6 +501,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(log_filters_by_level, capture_setup,
                                       capture_teardown),
       cmocka_unit_test_setup_teardown(log_rate_limit_counts_repeats,
+                                      capture_setup, capture_teardown),
+      cmocka_unit_test_setup_teardown(log_rate_limit_spares_info_lines,
                                       capture_setup, capture_teardown),
       cmocka_unit_test_setup_teardown(log_reports_count_on_next_window,
                                       capture_setup, capture_teardown),
