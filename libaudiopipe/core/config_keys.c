@@ -89,7 +89,7 @@ static const ap_config_key_info_t key_table[] = {
     {"log.level", "string", "info", "",
      "Lowest level written: debug, info, warn or error."},
     {"log.rate_limit_burst", "integer", "20", "lines",
-     "Lines of one event written per interval before repeats are counted instead (0 disables)."},
+     "Warning and error lines of one event written per interval before repeats are counted instead (0 disables)."},
     {"log.rate_limit_interval", "duration", "1s", "ms",
      "Window of the per-event log repeat limit."},
     {"http.listen", "string", "127.0.0.1:8080", "",
