@@ -15,8 +15,8 @@
 #include "core/error_internal.h"
 #include "meta/sqlite_internal.h"
 
-/* Most requests one transaction commits, so that a long queue still
- * returns its first callers' results after a bounded amount of work. */
+/* Maximum number of requests one transaction commits, so that a long queue
+ * still returns its first callers' results after a bounded amount of work. */
 #define MAX_BATCH 64
 
 /* Runs one statement without results on the pool connection, through the
@@ -32,7 +32,7 @@ static int run_statement(sqlite3 *db, const char *sql) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Gives every request of `batch` from `first` on the same failure. */
+/* Fails each request from `first` up to `end` that has not failed yet. */
 static void fail_requests(ap_sqlite_write_request_t *first,
                           ap_sqlite_write_request_t *end, ap_status_t status,
                           const ap_error_t *error) {
@@ -46,8 +46,10 @@ static void fail_requests(ap_sqlite_write_request_t *first,
 }
 
 /* Runs one request in a SAVEPOINT of the open transaction. Returns 0, or
- * -1 when the failure also rolled back the whole transaction, which
- * SQLite does after some I/O, disk-full and out-of-memory errors. */
+ * -1 when the whole transaction must be rolled back. That is the case when
+ * SQLite already rolled it back, as it does after some I/O, disk-full and
+ * out-of-memory errors. It is also the case when the savepoint could not
+ * be rolled back or released, leaving the request's changes mixed in. */
 static int run_request(sqlite3 *db, ap_sqlite_write_request_t *request) {
   int rc = run_statement(db, "SAVEPOINT ap_write_request");
   if (rc != SQLITE_OK) {
@@ -60,9 +62,13 @@ static int run_request(sqlite3 *db, ap_sqlite_write_request_t *request) {
     if (sqlite3_get_autocommit(db)) {
       return -1;
     }
-    run_statement(db, "ROLLBACK TO ap_write_request");
+    if (run_statement(db, "ROLLBACK TO ap_write_request") != SQLITE_OK) {
+      return -1;
+    }
   }
-  run_statement(db, "RELEASE ap_write_request");
+  if (run_statement(db, "RELEASE ap_write_request") != SQLITE_OK) {
+    return -1;
+  }
   return sqlite3_get_autocommit(db) ? -1 : 0;
 }
 
@@ -94,11 +100,13 @@ static void run_batch(ap_sqlite_store_t *store,
       aborted = run_request(db, request) != 0;
     }
     if (aborted) {
-      /* `request` is the one after the request that failed. */
+      /* `request` is the one after the request that failed.
+       * NOTE: no test reaches this branch, because it needs an injected
+       * I/O or out-of-memory error inside SQLite. */
       ap_sqlite_rollback(store, db);
       ap_error_set(&error, AP_DOMAIN_META, AP_ERR_UNAVAILABLE,
-                   "a write in the same transaction failed and SQLite rolled "
-                   "the transaction back: retry");
+                   "another write in the same transaction failed and the "
+                   "transaction was rolled back: retry");
       fail_requests(start, request, AP_ERR_UNAVAILABLE, &error);
       start = request;
       continue;
