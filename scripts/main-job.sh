@@ -130,10 +130,20 @@ asset = json.loads(sys.argv[1])
 analysis = asset.get("analysis") or {}
 media = analysis.get("media") or asset.get("probe") or {}
 loudness = analysis.get("analysis") or {}
+def rounded(value, digits):
+    """Formats a number to `digits` decimals, or "undefined" for null."""
+    return "undefined" if value is None else "%.*f" % (digits, value)
+
+
 print("status:", asset.get("status"))
-print("duration: %s s" % media.get("duration"))
-print("integrated loudness: %s LUFS" % loudness.get("integrated_lufs"))
-print("true peak: %s dBTP" % loudness.get("true_peak_dbtp"))
+print("duration: %s s" % rounded(media.get("duration"), 3))
+integrated = loudness.get("integrated_lufs")
+reason = loudness.get("integrated_lufs_undefined_reason")
+if integrated is None:
+    print("integrated loudness: undefined (%s)" % reason)
+else:
+    print("integrated loudness: %.1f LUFS" % integrated)
+print("true peak: %s dBTP" % rounded(loudness.get("true_peak_dbtp"), 1))
 for kind in ("waveforms", "renditions"):
     for name, entry in sorted((asset.get(kind) or {}).items()):
         print("%s %s: %s (%s bytes)" % (kind[:-1], name, entry.get("key"),
