@@ -140,6 +140,10 @@ def main():
                                         "AUDIOPIPE_HTTP_SSE_HEARTBEAT": "1s",
                                         "AUDIOPIPE_HTTP_CORS_ORIGINS":
                                             "https://app.example.com",
+                                        # The load loop outruns the per-key
+                                        # limit on an idle machine, and a
+                                        # 429 is not a switch failure.
+                                        "AUDIOPIPE_HTTP_RATE_LIMIT": "0",
                                     })
         config = write_config(prefix, arguments.deploy, tls_port, http_port,
                               ports["blue"])
