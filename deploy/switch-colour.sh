@@ -4,7 +4,7 @@
 #   2. wait until its /healthz and /readyz return 200,
 #   3. rewrite the nginx upstream file to the new port, check the nginx
 #      configuration and `nginx -s reload`,
-#   4. send SIGTERM to the old colour, which drains: its /healthz answers
+#   4. send SIGTERM to the old colour, which drains: its /healthz returns
 #      503 for http.drain_grace, in-flight requests finish, it exits 0.
 # Usage: switch-colour.sh blue|green
 #

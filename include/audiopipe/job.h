@@ -129,9 +129,9 @@ AP_EXPORT ap_status_t ap_job_complete(ap_context_t *context, const char *job_id,
 
 /*
  * Reports a failed attempt with an ap_error_code_t and message. When
- * `retryable` is non-zero and ap_error_is_retryable(error_code) holds and
- * attempts remain, the job is queued again after the backoff; when the
- * attempts are used up it becomes dead with this error; otherwise it
+ * `retryable` is non-zero, ap_error_is_retryable(error_code) returns 1 and
+ * attempts remain, the job is queued again after the backoff. When the
+ * attempts are used up it becomes dead with this error. Otherwise it
  * becomes failed at once. AP_ERR_LEASE_LOST as for ap_job_complete.
  */
 AP_EXPORT ap_status_t ap_job_fail(ap_context_t *context, const char *job_id,

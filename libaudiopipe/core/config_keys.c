@@ -1,5 +1,5 @@
 /*
- * Every configuration key the library knows, with its type, default and
+ * Every configuration key the library accepts, with its type, default and
  * unit. docs/operations.md is generated from the same facts by
  * `audiopipe config --markdown`, so keep descriptions to one sentence.
  */

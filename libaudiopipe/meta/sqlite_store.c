@@ -109,7 +109,7 @@ void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db) {
 
 /* The statement caches of the connections this thread has borrowed, so
  * ap_sqlite_prepare can find a connection's cache from its handle alone.
- * A thread rarely holds more than one connection at a time; past
+ * A thread rarely has more than one connection at a time; past
  * BORROWED_MAX, its statements are prepared uncached. */
 #define BORROWED_MAX 4
 static _Thread_local ap_sqlite_statement_cache_t *borrowed[BORROWED_MAX];

@@ -50,8 +50,8 @@ typedef struct ap_sink_ops {
 
 struct ap_sink {
   const ap_sink_ops_t *ops;
-  /* Set by the sink: non-zero asks the pipeline to run this sink on a
-   * worker thread because it is expensive (encoders, true peak). */
+  /* Set by the sink: non-zero requests a worker thread for this sink,
+   * because it is expensive (encoders, true peak). */
   int wants_thread;
 };
 

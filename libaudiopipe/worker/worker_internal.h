@@ -16,10 +16,10 @@
 #include <audiopipe/waveform.h>
 #include <audiopipe/worker.h>
 
-/* Most items in one profile. */
+/* Maximum number of items in one profile. */
 #define AP_PROFILE_MAX_ITEMS 32
 
-/* Longest name of a profile item, NUL included. */
+/* Maximum length of a profile item name, NUL included. */
 #define AP_PROFILE_NAME_SIZE 48
 
 /* One waveform or rendition of the processing profile. */
