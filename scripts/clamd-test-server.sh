@@ -88,10 +88,25 @@ StreamMaxLength 1M
 MaxThreads 4
 CONF
 
+  # A process already listening on the port would answer in clamd's place
+  # or make clamd fail to bind; either way the fixture cannot work.
+  if bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port" 2>/dev/null; then
+    echo "$0: 127.0.0.1:$port is already in use; pass a free PORT" \
+      "(for ctest, set -DAP_TEST_CLAMD_PORT=...)" >&2
+    exit 1
+  fi
+
   "$clamd_binary" --config-file="$absolute/clamd.conf"
 
   waited=0
   while [ "$waited" -lt "$ready_timeout_seconds" ]; do
+    # clamd forks, writes its PID file, loads the database and only then
+    # binds; a PID file whose process is gone means it gave up.
+    if [ -f "$pid_file" ] && ! running_pid >/dev/null; then
+      echo "$0: clamd exited during start-up; log follows" >&2
+      tail -n 20 "$log_file" >&2 || true
+      exit 1
+    fi
     # PONG alone could come from another clamd on the same port, so the
     # PID this clamd wrote must be alive too.
     if [ "$(ping_clamd)" = PONG ] && running_pid >/dev/null; then
