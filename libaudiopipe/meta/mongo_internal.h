@@ -1,0 +1,158 @@
+/*
+ * The MongoDB metadata backend (mongo-c-driver 1.23): one client pool for
+ * the whole store, sized by the URI's maxPoolSize, shared by the asset,
+ * upload and job files of the backend. Selected by metadata.uri =
+ * mongodb://... or mongodb+srv://...; every URI option (replicaSet,
+ * retryWrites, w, readPreference, readConcernLevel, tls*, authSource,
+ * SCRAM credentials, timeouts) is the driver's and is passed through.
+ *
+ * Documents. Every record keeps the library's own string id in `id`
+ * (unique index) and lets the server choose `_id`, because some servers
+ * and proxies rewrite a non-ObjectId `_id`. Times are Unix milliseconds as
+ * int64; read every integer with bson_iter_as_int64 since a server may
+ * return an int64 as int32 or double. JSON blobs (probe, analysis,
+ * payload, result) are stored as strings, exactly as the SQLite backend
+ * keeps them, so both backends return byte-identical records.
+ *
+ *   assets:  id, owner, object_key, filename, content_type, job_id,
+ *            probe_json, analysis_json, error_message, status, error_code,
+ *            schema_version, size_bytes, created_at, updated_at,
+ *            renditions: [{name, object_key, content_type, size_bytes}],
+ *            waveforms:  [{name, object_key, size_bytes}]
+ *   uploads: id, owner, object_key, filename, content_type, asset_id,
+ *            size_bytes, state, rejection_code, expires_at, created_at,
+ *            updated_at, expires_at_date (a BSON date: the TTL index
+ *            needs one; set only while the upload is pending)
+ *   jobs:    id, kind, asset_id, owner, payload_json, result_json,
+ *            idempotency_key (absent when none), error_message, stage,
+ *            lease_owner, claim_token, state, attempts, max_attempts,
+ *            error_code, progress, lease_expires_at, due_at, created_at,
+ *            updated_at
+ *   meta:    id = "schema", version: the applied schema version
+ *
+ * Indexes (created idempotently by the migrate operation, each named):
+ *   assets  {id: 1} unique; {owner: 1, created_at: -1, id: -1}
+ *   uploads {id: 1} unique; {state: 1, expires_at: 1};
+ *           {expires_at_date: 1} TTL expireAfterSeconds = a grace period
+ *           well past the cleanup of expired uploads, as a backstop
+ *   jobs    {id: 1} unique; {state: 1, due_at: 1} (claims);
+ *           {state: 1, lease_expires_at: 1} (reaper);
+ *           {idempotency_key: 1} unique, partial on idempotency_key
+ *           existing; {asset_id: 1}
+ * Hot queries pass `hint` with the index name.
+ */
+#ifndef AP_META_MONGO_INTERNAL_H
+#define AP_META_MONGO_INTERNAL_H
+
+#include <mongoc/mongoc.h>
+
+#include "meta/meta_internal.h"
+
+/* Collection names inside the URI's database (default "audiopipe"). */
+#define AP_MONGO_ASSETS "assets"
+#define AP_MONGO_UPLOADS "uploads"
+#define AP_MONGO_JOBS "jobs"
+#define AP_MONGO_META "meta"
+
+/* Index names, for creation and for `hint`. */
+#define AP_MONGO_INDEX_ID "id_unique"
+#define AP_MONGO_INDEX_ASSETS_OWNER "owner_created"
+#define AP_MONGO_INDEX_UPLOADS_EXPIRY "state_expires"
+#define AP_MONGO_INDEX_UPLOADS_TTL "expires_ttl"
+#define AP_MONGO_INDEX_JOBS_DUE "state_due"
+#define AP_MONGO_INDEX_JOBS_LEASE "state_lease"
+#define AP_MONGO_INDEX_JOBS_IDEMPOTENCY "idempotency_unique"
+#define AP_MONGO_INDEX_JOBS_ASSET "asset"
+
+typedef struct ap_mongo_store {
+  mongoc_uri_t *uri;
+  mongoc_client_pool_t *pool; /* thread-safe; clients are per call */
+  char *database;             /* owned */
+  ap_meta_settings_t settings;
+} ap_mongo_store_t;
+
+/*
+ * Opens the store for `uri` (mongodb:// or mongodb+srv://). Parses and
+ * checks the URI (an error names the option at fault), creates the pool
+ * and checks nothing on the network: the first operation or ping reports
+ * an unreachable server as AP_ERR_UNAVAILABLE. `*out` receives a store
+ * whose backend is the MongoDB one.
+ */
+ap_status_t ap_mongo_store_open(const char *uri, const ap_config_t *config,
+                                const ap_meta_settings_t *settings,
+                                ap_meta_store_t **out, ap_error_t *error);
+
+/* Pops a client from the pool (blocks while all maxPoolSize are out) and
+ * pushes it back. */
+mongoc_client_t *ap_mongo_client_pop(ap_mongo_store_t *store);
+void ap_mongo_client_push(ap_mongo_store_t *store, mongoc_client_t *client);
+
+/* A collection handle of `client`; free with mongoc_collection_destroy. */
+mongoc_collection_t *ap_mongo_collection(ap_mongo_store_t *store,
+                                         mongoc_client_t *client,
+                                         const char *name);
+
+/*
+ * Turns a driver error into an ap_error_t: server selection and socket
+ * errors become AP_ERR_UNAVAILABLE (retry later), duplicate keys (11000)
+ * AP_ERR_CONFLICT, authentication failures AP_ERR_PERMISSION, anything
+ * else AP_ERR_IO; the message starts with `what` (the operation, e.g.
+ * "claim job") and carries the driver's text. Returns the status.
+ */
+ap_status_t ap_mongo_error(const bson_error_t *driver_error, const char *what,
+                           ap_error_t *error);
+
+/* Reads field `key` of `document` as a copied string (NULL when absent or
+ * null) or as int64 / double (0 when absent). -1 when out of memory. */
+int ap_mongo_get_string(const bson_t *document, const char *key, char **out);
+int64_t ap_mongo_get_int64(const bson_t *document, const char *key);
+double ap_mongo_get_double(const bson_t *document, const char *key);
+
+/*
+ * The job operations of the backend (mongo_jobs.c), with the semantics of
+ * ap_meta_backend_t in meta_internal.h and of <audiopipe/job.h>; `state`
+ * is the ap_mongo_store_t. ap_mongo_job_from_document fills a job from a
+ * jobs document (for upload acceptance and asset deletion, which touch
+ * jobs from the other files), and ap_mongo_job_insert_document builds the
+ * document of a new queued job.
+ */
+ap_status_t ap_mongo_job_enqueue(void *state,
+                                 const ap_job_enqueue_options_t *options,
+                                 int64_t now_ms, ap_job_t **out,
+                                 ap_error_t *error);
+ap_status_t ap_mongo_job_claim(void *state, const char *worker_id,
+                               int64_t lease_ms, const char *const *kinds,
+                               size_t kind_count, int64_t now_ms,
+                               ap_job_t **out, ap_error_t *error);
+ap_status_t ap_mongo_job_heartbeat(void *state, const char *id,
+                                   const char *token, int64_t lease_ms,
+                                   int64_t now_ms, ap_error_t *error);
+ap_status_t ap_mongo_job_progress(void *state, const char *id,
+                                  const char *token, double fraction,
+                                  const char *stage, int64_t now_ms,
+                                  ap_error_t *error);
+ap_status_t ap_mongo_job_complete(void *state, const char *id,
+                                  const char *token, const char *result_json,
+                                  int64_t now_ms, ap_error_t *error);
+ap_status_t ap_mongo_job_fail(void *state, const char *id, const char *token,
+                              int error_code, const char *message,
+                              int retryable, int64_t now_ms,
+                              ap_error_t *error);
+ap_status_t ap_mongo_job_cancel(void *state, const char *owner, const char *id,
+                                int64_t now_ms, ap_error_t *error);
+ap_status_t ap_mongo_job_reap(void *state, int64_t now_ms, int64_t *count,
+                              ap_error_t *error);
+ap_status_t ap_mongo_job_get(void *state, const char *owner, const char *id,
+                             ap_job_t **out, ap_error_t *error);
+ap_status_t ap_mongo_job_stats(void *state, int64_t now_ms,
+                               ap_job_stats_t *stats, ap_error_t *error);
+
+ap_status_t ap_mongo_job_from_document(const bson_t *document, ap_job_t **out,
+                                       ap_error_t *error);
+/* Builds into `document` (initialised by the caller) the queued job for
+ * `options` with id `id`, due at now_ms + delay. */
+ap_status_t ap_mongo_job_insert_document(const ap_job_enqueue_options_t *options,
+                                         const char *id, int64_t now_ms,
+                                         bson_t *document, ap_error_t *error);
+
+#endif
