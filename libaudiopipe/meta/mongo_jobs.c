@@ -1,10 +1,11 @@
 /*
  * The db job queue on the MongoDB backend: jobs as documents of the jobs
- * collection, with the semantics of job_sqlite.c. Every state change is one
- * server command whose filter holds the whole condition it depends on (the
- * state, and for a worker's reports the claim token), so two callers racing
- * for the same job never both win, and a report from a worker that lost
- * its lease changes nothing and fails with AP_ERR_LEASE_LOST.
+ * collection, with the semantics of job_sqlite.c. Every state change is
+ * one server command whose filter contains the whole condition it depends
+ * on: the state, and for a worker's reports the claim token. So two
+ * callers racing for the same job never both win, and a report from a
+ * worker that lost its lease changes nothing and fails with
+ * AP_ERR_LEASE_LOST.
  *
  * Writes use the collection's default write concern, which the driver takes
  * from the URI (w=majority in production URIs), so a transition the caller
