@@ -69,6 +69,7 @@ typedef struct ap_mongo_store {
   mongoc_client_pool_t *pool; /* thread-safe; clients are per call */
   char *database;             /* owned */
   ap_meta_settings_t settings;
+  char *hosts; /* owned: "host:port,..." or the SRV name, for messages */
 } ap_mongo_store_t;
 
 /*
@@ -108,6 +109,59 @@ int ap_mongo_get_string(const bson_t *document, const char *key, char **out);
 int64_t ap_mongo_get_int64(const bson_t *document, const char *key);
 double ap_mongo_get_double(const bson_t *document, const char *key);
 
+/* Reads field `key` of `document` as an embedded document, viewed in place
+ * (valid while `document` is): 0, or -1 when absent or not a document. */
+int ap_mongo_get_document(const bson_t *document, const char *key, bson_t *out);
+
+/* Appends `value` as a string, or null when `value` is NULL; -1 when the
+ * document is full. */
+int ap_mongo_append_string(bson_t *document, const char *key,
+                           const char *value);
+
+/* Records the hosts ap_mongo_error names in this thread's next unavailable
+ * error; ap_mongo_client_pop calls it. */
+void ap_mongo_note_hosts(const char *hosts);
+
+/* The asset (mongo_assets.c) and upload (mongo_uploads.c) operations of
+ * the backend, with the semantics of ap_meta_backend_t; `state` is the
+ * ap_mongo_store_t. */
+ap_status_t ap_mongo_asset_get(void *state, const char *owner, const char *id,
+                               ap_asset_t **out, ap_error_t *error);
+ap_status_t ap_mongo_asset_list(void *state, const char *owner,
+                                int64_t after_created_at_ms,
+                                const char *after_id, int limit,
+                                ap_asset_t ***out, size_t *count,
+                                ap_error_t *error);
+ap_status_t ap_mongo_asset_delete(void *state, const char *owner,
+                                  const char *id, ap_error_t *error);
+ap_status_t ap_mongo_asset_set_status(void *state, const char *id, int status,
+                                      int error_code, const char *error_message,
+                                      int64_t now_ms, ap_error_t *error);
+ap_status_t ap_mongo_asset_set_analysis(void *state, const char *id,
+                                        const char *analysis_json,
+                                        int64_t now_ms, ap_error_t *error);
+ap_status_t ap_mongo_asset_put_object(void *state, const char *asset_id,
+                                      const char *kind,
+                                      const ap_asset_object_t *object,
+                                      int64_t now_ms, ap_error_t *error);
+
+ap_status_t ap_mongo_upload_insert(void *state,
+                                   const ap_upload_record_t *upload,
+                                   ap_error_t *error);
+ap_status_t ap_mongo_upload_get(void *state, const char *owner, const char *id,
+                                ap_upload_record_t *out, ap_error_t *error);
+ap_status_t ap_mongo_upload_finish_pending(void *state, const char *id,
+                                           int to_state, int rejection_code,
+                                           int64_t now_ms, ap_error_t *error);
+ap_status_t ap_mongo_upload_accept(void *state, const char *upload_id,
+                                   const ap_asset_t *asset,
+                                   const ap_job_enqueue_options_t *job,
+                                   int64_t now_ms, ap_asset_t **out,
+                                   ap_error_t *error);
+ap_status_t ap_mongo_upload_list_expired(void *state, int64_t now_ms, int limit,
+                                         ap_upload_record_t **out,
+                                         size_t *count, ap_error_t *error);
+
 /*
  * The job operations of the backend (mongo_jobs.c), with the semantics of
  * ap_meta_backend_t in meta_internal.h and of <audiopipe/job.h>; `state`
@@ -136,8 +190,7 @@ ap_status_t ap_mongo_job_complete(void *state, const char *id,
                                   int64_t now_ms, ap_error_t *error);
 ap_status_t ap_mongo_job_fail(void *state, const char *id, const char *token,
                               int error_code, const char *message,
-                              int retryable, int64_t now_ms,
-                              ap_error_t *error);
+                              int retryable, int64_t now_ms, ap_error_t *error);
 ap_status_t ap_mongo_job_cancel(void *state, const char *owner, const char *id,
                                 int64_t now_ms, ap_error_t *error);
 ap_status_t ap_mongo_job_reap(void *state, int64_t now_ms, int64_t *count,
@@ -151,8 +204,9 @@ ap_status_t ap_mongo_job_from_document(const bson_t *document, ap_job_t **out,
                                        ap_error_t *error);
 /* Builds into `document` (initialised by the caller) the queued job for
  * `options` with id `id`, due at now_ms + delay. */
-ap_status_t ap_mongo_job_insert_document(const ap_job_enqueue_options_t *options,
-                                         const char *id, int64_t now_ms,
-                                         bson_t *document, ap_error_t *error);
+ap_status_t
+ap_mongo_job_insert_document(const ap_job_enqueue_options_t *options,
+                             const char *id, int64_t now_ms, bson_t *document,
+                             ap_error_t *error);
 
 #endif

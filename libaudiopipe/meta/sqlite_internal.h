@@ -79,6 +79,11 @@ typedef struct ap_sqlite_store {
   int group_running;                          /* under group_mutex */
 } ap_sqlite_store_t;
 
+/* Opens the SQLite store of `uri` (sqlite://PATH) for ap_meta_store_open. */
+ap_status_t ap_sqlite_store_open(const char *uri, const ap_config_t *config,
+                                 const ap_meta_settings_t *settings,
+                                 ap_meta_store_t **out, ap_error_t *error);
+
 /* Borrows a connection, waiting while every connection is in use. */
 sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store);
 

@@ -601,21 +601,13 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
   return AP_OK;
 }
 
-ap_status_t ap_meta_store_open(const char *uri, const ap_config_t *config,
-                               const ap_meta_settings_t *settings,
-                               ap_meta_store_t **out, ap_error_t *error) {
+ap_status_t ap_sqlite_store_open(const char *uri, const ap_config_t *config,
+                                 const ap_meta_settings_t *settings,
+                                 ap_meta_store_t **out, ap_error_t *error) {
   size_t scheme_length = strlen(SQLITE_SCHEME);
   if (strncmp(uri, SQLITE_SCHEME, scheme_length) != 0) {
-    if (!strstr(uri, "://")) {
-      return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
-                          "metadata.uri = %s is not a URI: use "
-                          "sqlite://PATH",
-                          uri);
-    }
-    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_UNSUPPORTED,
-                        "metadata.uri = %s: this build supports only "
-                        "sqlite://PATH",
-                        uri);
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                        "metadata.uri = %s is not a sqlite:// URI", uri);
   }
   const char *path = uri + scheme_length;
   if (*path == '\0' || strcmp(path, ":memory:") == 0 ||
@@ -640,12 +632,4 @@ ap_status_t ap_meta_store_open(const char *uri, const ap_config_t *config,
   store->state = state;
   *out = store;
   return AP_OK;
-}
-
-void ap_meta_store_close(ap_meta_store_t *store) {
-  if (!store) {
-    return;
-  }
-  store->backend->close(store->state);
-  free(store);
 }

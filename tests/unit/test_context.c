@@ -74,7 +74,7 @@ static void missing_secret_is_rejected(void **state) {
 
 static void unknown_backends_are_rejected(void **state) {
   (void)state;
-  expect_open_error("metadata.uri", "mongodb://127.0.0.1/audiopipe",
+  expect_open_error("metadata.uri", "postgresql://127.0.0.1/audiopipe",
                     AP_ERR_UNSUPPORTED, "sqlite://");
   expect_open_error("metadata.uri", "sqlite://:memory:", AP_ERR_INVALID_CONFIG,
                     "metadata.uri");
