@@ -87,6 +87,10 @@ typedef struct ap_upload_record {
   int64_t expires_at_ms;
   int64_t created_at_ms;
   int64_t updated_at_ms;
+  /* Schema version 4: how the client sends the bytes. */
+  int method;              /* ap_upload_method_t; 0 (put) on older rows */
+  char *storage_upload_id; /* the store's multipart upload id, else NULL */
+  int64_t part_size_bytes; /* multipart part size, else 0 */
 } ap_upload_record_t;
 
 void ap_upload_record_clear(ap_upload_record_t *record);

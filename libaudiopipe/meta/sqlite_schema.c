@@ -99,6 +99,14 @@ static const char *const migrations[] = {
     "DROP INDEX jobs_state_lease;"
     "CREATE INDEX jobs_state_lease ON jobs (lease_expires_at)"
     "  WHERE state = 1;",
+
+    /* 4: upload methods. `method` is ap_upload_method_t (0 put, 1 post,
+     * 2 multipart); a multipart upload keeps the object store's upload id
+     * and its part size, so parts can be presigned, listed, assembled and
+     * aborted later. */
+    "ALTER TABLE uploads ADD COLUMN method INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE uploads ADD COLUMN storage_upload_id TEXT;"
+    "ALTER TABLE uploads ADD COLUMN part_size INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(AP_JOB_RUNNING == 1,

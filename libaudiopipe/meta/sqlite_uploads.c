@@ -8,7 +8,8 @@
 
 #define UPLOAD_COLUMNS                                                         \
   "id, owner, object_key, filename, content_type, size_bytes, state, "         \
-  "rejection_code, asset_id, expires_at, created_at, updated_at"
+  "rejection_code, asset_id, expires_at, created_at, updated_at, method, "    \
+  "storage_upload_id, part_size"
 
 void ap_upload_record_clear(ap_upload_record_t *record) {
   if (!record) {
@@ -20,6 +21,7 @@ void ap_upload_record_clear(ap_upload_record_t *record) {
   free(record->filename);
   free(record->content_type);
   free(record->asset_id);
+  free(record->storage_upload_id);
   memset(record, 0, sizeof *record);
 }
 
@@ -40,6 +42,9 @@ static ap_status_t read_upload_row(sqlite3_stmt *statement,
   record->expires_at_ms = sqlite3_column_int64(statement, 9);
   record->created_at_ms = sqlite3_column_int64(statement, 10);
   record->updated_at_ms = sqlite3_column_int64(statement, 11);
+  record->method = sqlite3_column_int(statement, 12);
+  failed |= ap_sqlite_column_copy(statement, 13, &record->storage_upload_id);
+  record->part_size_bytes = sqlite3_column_int64(statement, 14);
   if (failed) {
     ap_upload_record_clear(record);
     return AP_NO_MEMORY(error);
@@ -55,7 +60,7 @@ static ap_status_t insert_upload(sqlite3 *db, void *argument,
   ap_status_t status =
       ap_sqlite_prepare(db,
                         "INSERT INTO uploads (" UPLOAD_COLUMNS
-                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         &statement, "recording upload", error);
   if (status != AP_OK) {
     return status;
@@ -72,6 +77,9 @@ static ap_status_t insert_upload(sqlite3 *db, void *argument,
   sqlite3_bind_int64(statement, 10, upload->expires_at_ms);
   sqlite3_bind_int64(statement, 11, upload->created_at_ms);
   sqlite3_bind_int64(statement, 12, upload->updated_at_ms);
+  sqlite3_bind_int(statement, 13, upload->method);
+  ap_sqlite_bind_text(statement, 14, upload->storage_upload_id);
+  sqlite3_bind_int64(statement, 15, upload->part_size_bytes);
   int rc = sqlite3_step(statement);
   if (rc != SQLITE_DONE) {
     status = ap_sqlite_error(error, db, rc, "recording upload");

@@ -25,13 +25,6 @@
 /* Expired uploads handled per metadata query during cleanup. */
 #define CLEANUP_BATCH 100
 
-struct ap_upload_ticket {
-  char *id;
-  char *object_key;
-  ap_presigned_request_t request;
-  int64_t expires_at_ms;
-};
-
 const char *ap_upload_state_name(ap_upload_state_t state) {
   switch (state) {
   case AP_UPLOAD_PENDING:
@@ -42,6 +35,8 @@ const char *ap_upload_state_name(ap_upload_state_t state) {
     return "rejected";
   case AP_UPLOAD_EXPIRED:
     return "expired";
+  case AP_UPLOAD_ABORTED:
+    return "aborted";
   }
   return "unknown";
 }
@@ -58,6 +53,7 @@ void ap_upload_ticket_free(ap_upload_ticket_t *ticket) {
   free(ticket->id);
   free(ticket->object_key);
   ap_presigned_request_free(&ticket->request);
+  ap_upload_ticket_clear_method(ticket);
   free(ticket);
 }
 
@@ -119,6 +115,11 @@ ap_status_t ap_upload_ticket_to_json(const ap_upload_ticket_t *ticket,
   json_object_object_add(root, "headers", headers);
   json_object_object_add(root, "expires_at_ms",
                          json_object_new_int64(ticket->expires_at_ms));
+  ap_status_t status = ap_upload_ticket_add_method_json(ticket, root, error);
+  if (status != AP_OK) {
+    json_object_put(root);
+    return status;
+  }
   const char *text =
       json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
   *json = text ? strdup(text) : NULL;
@@ -227,7 +228,12 @@ ap_status_t ap_upload_create(ap_context_t *context,
   if (!ticket) {
     return AP_NO_MEMORY(error);
   }
-  status = issue_ticket(context, request, content_type, ticket, error);
+  if (ap_upload_request_method(request) == AP_UPLOAD_METHOD_PUT) {
+    status = issue_ticket(context, request, content_type, ticket, error);
+  } else {
+    status = ap_upload_issue_method_ticket(context, request, content_type,
+                                           ticket, error);
+  }
   if (status != AP_OK) {
     ap_upload_ticket_free(ticket);
     return status;
@@ -253,6 +259,9 @@ static ap_status_t reject_upload(ap_context_t *context,
   ap_error_clear(&cleanup);
   ap_status_t status = ap_object_store_delete(ap_context_object_store(context),
                                               upload->object_key, &cleanup);
+  if (status == AP_OK) {
+    status = ap_upload_storage_abort(context, upload, &cleanup);
+  }
   if (status == AP_OK) {
     ap_meta_store_t *meta = ap_context_meta_store(context);
     status = meta->backend->upload_finish_pending(
@@ -501,7 +510,10 @@ ap_status_t ap_upload_complete(ap_context_t *context, const char *owner,
     return status;
   }
   ap_asset_t *asset = NULL;
-  status = complete_record(context, &upload, &asset, error);
+  status = ap_upload_multipart_check(context, &upload, error);
+  if (status == AP_OK) {
+    status = complete_record(context, &upload, &asset, error);
+  }
   ap_upload_record_clear(&upload);
   if (status != AP_OK) {
     return status;
@@ -561,6 +573,9 @@ ap_status_t ap_upload_cleanup_expired(ap_context_t *context, int64_t now_ms,
     }
     for (size_t i = 0; i < found; i++) {
       if (status == AP_OK) {
+        status = ap_upload_storage_abort(context, &records[i], error);
+      }
+      if (status == AP_OK) {
         status = ap_object_store_delete(ap_context_object_store(context),
                                         records[i].object_key, error);
       }
@@ -586,4 +601,14 @@ ap_status_t ap_upload_cleanup_expired(ap_context_t *context, int64_t now_ms,
     *count = expired;
   }
   return status;
+}
+
+void ap_upload_object_key(const char *owner, const char *id, char *key,
+                          size_t size) {
+  build_object_key(owner, id, key, size);
+}
+
+ap_status_t ap_upload_url_ttl(const ap_config_t *config, int64_t *ttl_ms,
+                              ap_error_t *error) {
+  return read_url_ttl(config, ttl_ms, error);
 }

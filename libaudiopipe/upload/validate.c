@@ -129,5 +129,5 @@ ap_status_t ap_upload_validate_request(const ap_config_t *config,
   for (size_t i = 0; i <= type_length; i++) {
     content_type[i] = (char)tolower((unsigned char)type[i]);
   }
-  return AP_OK;
+  return ap_upload_validate_method(config, request, error);
 }

@@ -2,21 +2,76 @@
  * The file store's presigned URLs: PUT /v1/objects/{key} streams the body
  * into the store, GET /v1/objects/{key} streams an object back. Both are
  * authorised by the URL's signature alone, verified by the storage area
- * (expiry, method, host, path, signed content type and length).
+ * (expiry, method, host, path, signed content type and length). A PUT
+ * answers with the hex MD5 of the body as ETag, as S3 does, which is what
+ * a multipart upload's completion checks each part against.
+ *
+ * POST /v1/objects takes a browser form (multipart/form-data) whose
+ * fields key, Content-Type, policy and x-ap-signature come before the
+ * file field; the policy is verified before the first file byte is
+ * stored, and the file is streamed into the store with its size checked
+ * as it arrives.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include <audiopipe/io.h>
 #include <audiopipe/log.h>
 #include <audiopipe/storage.h>
+#include <audiopipe/upload.h>
 
 #include "server.h"
 
 /* Bytes handed to libmicrohttpd per read of an object GET. */
 #define GET_BLOCK_SIZE (64 * 1024)
+
+/* Buffer of the form parser, in bytes. */
+#define POST_BUFFER_SIZE (64 * 1024)
+
+/* Longest form field kept before the file; the policy is the longest. */
+#define FORM_FIELD_MAX_BYTES 8192
+
+/* A form field received before the file field. */
+typedef struct form_field {
+  char *value;
+  size_t length;
+} form_field_t;
+
+/* What a streamed object body holds, for a PUT or a form POST. */
+typedef struct object_body {
+  ap_object_upload_t *upload; /* PUT */
+  EVP_MD_CTX *md5;            /* PUT: hash of the body, for the ETag */
+  struct MHD_PostProcessor *post_processor; /* POST */
+  ap_upload_form_t *form;                   /* POST, once the file starts */
+  form_field_t key;
+  form_field_t content_type;
+  form_field_t policy;
+  form_field_t signature;
+  int file_seen; /* a file field started; fields after it are ignored */
+  ap_error_t failure;
+  int failed;
+} object_body_t;
+
+static void object_body_free(object_body_t *body) {
+  if (!body) {
+    return;
+  }
+  ap_object_upload_close(body->upload);
+  EVP_MD_CTX_free(body->md5);
+  if (body->post_processor) {
+    MHD_destroy_post_processor(body->post_processor);
+  }
+  ap_upload_form_close(body->form);
+  free(body->key.value);
+  free(body->content_type.value);
+  free(body->policy.value);
+  free(body->signature.value);
+  free(body);
+}
 
 /* Verifies the request's signature; on success stores the key and, for a
  * PUT, the signed length. */
@@ -37,8 +92,17 @@ static ap_status_t verify(httpd_request_t *request,
       request->object_key, sizeof request->object_key, signed_length, error);
 }
 
+static enum MHD_Result object_post_begin(httpd_request_t *request,
+                                         struct MHD_Connection *connection);
+static enum MHD_Result object_post_body(httpd_request_t *request,
+                                        struct MHD_Connection *connection,
+                                        const char *data, size_t *size);
+
 enum MHD_Result httpd_object_put_begin(httpd_request_t *request,
                                        struct MHD_Connection *connection) {
+  if (request->match.route->id == HTTPD_ROUTE_OBJECT_POST) {
+    return object_post_begin(request, connection);
+  }
   ap_error_t error = {0};
   int64_t signed_length = -1;
   if (verify(request, connection, &signed_length, &error) != AP_OK) {
@@ -51,14 +115,78 @@ enum MHD_Result httpd_object_put_begin(httpd_request_t *request,
           &upload, &error) != AP_OK) {
     return httpd_respond_ap_error(request, connection, &error);
   }
-  request->upload = upload;
+  object_body_t *body = calloc(1, sizeof *body);
+  if (body) {
+    body->md5 = EVP_MD_CTX_new();
+  }
+  if (!body || !body->md5 ||
+      EVP_DigestInit_ex(body->md5, EVP_md5(), NULL) != 1) {
+    object_body_free(body);
+    ap_object_upload_close(upload);
+    return httpd_respond_error(request, connection, 0, AP_ERR_NO_MEMORY,
+                               "out of memory starting the upload");
+  }
+  body->upload = upload;
+  request->upload = body;
   return MHD_YES;
+}
+
+/* Formats the body's MD5 as a quoted hex ETag. */
+static int format_etag(EVP_MD_CTX *md5, char *etag, size_t size) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(md5, digest, &length) != 1 || size < 2 * length + 3) {
+    return 0;
+  }
+  static const char digits[] = "0123456789abcdef";
+  etag[0] = '"';
+  for (unsigned int i = 0; i < length; i++) {
+    etag[1 + 2 * i] = digits[digest[i] >> 4];
+    etag[2 + 2 * i] = digits[digest[i] & 0x0f];
+  }
+  etag[1 + 2 * length] = '"';
+  etag[2 + 2 * length] = '\0';
+  return 1;
+}
+
+/* Answers {"key", "size_bytes"} with an optional ETag header. */
+static enum MHD_Result respond_stored(httpd_request_t *request,
+                                      struct MHD_Connection *connection,
+                                      const char *key, int64_t size,
+                                      const char *etag) {
+  json_object *body = json_object_new_object();
+  if (!body) {
+    return MHD_NO;
+  }
+  json_object_object_add(body, "key", json_object_new_string(key));
+  json_object_object_add(body, "size_bytes", json_object_new_int64(size));
+  if (etag) {
+    json_object_object_add(body, "etag", json_object_new_string(etag));
+  }
+  const char *text = json_object_to_json_string_ext(
+      body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+  struct MHD_Response *response = MHD_create_response_from_buffer(
+      strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+  json_object_put(body);
+  if (!response) {
+    return MHD_NO;
+  }
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          "application/json");
+  if (etag) {
+    MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, etag);
+  }
+  return httpd_queue(request, connection, MHD_HTTP_OK, response);
 }
 
 enum MHD_Result httpd_handle_object_put(httpd_request_t *request,
                                         struct MHD_Connection *connection,
                                         const char *data, size_t *size) {
-  ap_object_upload_t *upload = request->upload;
+  if (request->match.route->id == HTTPD_ROUTE_OBJECT_POST) {
+    return object_post_body(request, connection, data, size);
+  }
+  object_body_t *body = request->upload;
+  ap_object_upload_t *upload = body ? body->upload : NULL;
   if (!upload) {
     return httpd_respond_error(request, connection, 0, AP_ERR_INTERNAL,
                                "upload was not started");
@@ -68,6 +196,10 @@ enum MHD_Result httpd_handle_object_put(httpd_request_t *request,
     /* Each chunk goes to the store as it arrives, so memory use does not
      * grow with the object. */
     ap_status_t status = ap_object_upload_write(upload, data, *size, &error);
+    if (status == AP_OK && EVP_DigestUpdate(body->md5, data, *size) != 1) {
+      status =
+          httpd_error_set(&error, AP_ERR_NO_MEMORY, "hashing the body failed");
+    }
     *size = 0;
     if (status != AP_OK) {
       return httpd_respond_ap_error(request, connection, &error);
@@ -79,26 +211,187 @@ enum MHD_Result httpd_handle_object_put(httpd_request_t *request,
   if (ap_object_upload_finish(upload, &error) != AP_OK) {
     return httpd_respond_ap_error(request, connection, &error);
   }
-  json_object *body = json_object_new_object();
-  if (!body) {
-    return MHD_NO;
+  char etag[2 * EVP_MAX_MD_SIZE + 3];
+  if (!format_etag(body->md5, etag, sizeof etag)) {
+    return httpd_respond_error(request, connection, 0, AP_ERR_INTERNAL,
+                               "hashing the body failed");
   }
-  json_object_object_add(body, "key",
-                         json_object_new_string(request->object_key));
-  json_object_object_add(body, "size_bytes", json_object_new_int64(received));
-  enum MHD_Result result = httpd_respond_json(
-      request, connection, MHD_HTTP_OK,
-      json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-                                               JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put(body);
-  return result;
+  return respond_stored(request, connection, request->object_key, received,
+                        etag);
 }
 
 void httpd_object_put_release(httpd_request_t *request) {
-  if (request->upload) {
-    ap_object_upload_close(request->upload);
-    request->upload = NULL;
+  object_body_free(request->upload);
+  request->upload = NULL;
+}
+
+/* ---- The file store's form POST ------------------------------------ */
+
+/* Appends a chunk of a form field; fails past FORM_FIELD_MAX_BYTES. */
+static int append_field(form_field_t *field, const char *data, size_t size) {
+  if (field->length + size > FORM_FIELD_MAX_BYTES) {
+    return 0;
   }
+  char *grown = realloc(field->value, field->length + size + 1);
+  if (!grown) {
+    return 0;
+  }
+  memcpy(grown + field->length, data, size);
+  field->value = grown;
+  field->length += size;
+  field->value[field->length] = '\0';
+  return 1;
+}
+
+static void body_fail(object_body_t *body, const ap_error_t *error) {
+  if (!body->failed) {
+    body->failure = *error;
+    body->failed = 1;
+  }
+}
+
+/* Called by the form parser for each piece of a field. */
+static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind,
+                                    const char *name, const char *filename,
+                                    const char *content_type,
+                                    const char *transfer_encoding,
+                                    const char *data, uint64_t offset,
+                                    size_t size) {
+  (void)kind;
+  (void)filename;
+  (void)content_type;
+  (void)transfer_encoding;
+  (void)offset;
+  httpd_request_t *request = cls;
+  object_body_t *body = request->upload;
+  ap_error_t error = {0};
+  if (body->failed) {
+    return MHD_NO;
+  }
+  if (body->file_seen && strcmp(name, "file") != 0) {
+    return MHD_YES; /* S3 ignores the fields after the file, too */
+  }
+  if (strcmp(name, "file") == 0) {
+    if (!body->form) {
+      ap_upload_form_fields_t fields;
+      ap_upload_form_fields_init(&fields);
+      fields.key = body->key.value;
+      fields.content_type = body->content_type.value;
+      fields.policy = body->policy.value;
+      fields.signature = body->signature.value;
+      body->file_seen = 1;
+      if (ap_upload_form_begin(request->server->context, &fields, &body->form,
+                               &error) != AP_OK) {
+        body_fail(body, &error);
+        return MHD_NO;
+      }
+    }
+    if (size > 0 &&
+        ap_upload_form_write(body->form, data, size, &error) != AP_OK) {
+      body_fail(body, &error);
+      return MHD_NO;
+    }
+    return MHD_YES;
+  }
+
+  form_field_t *field = strcmp(name, "key") == 0 ? &body->key
+                        : strcmp(name, "Content-Type") == 0
+                            ? &body->content_type
+                        : strcmp(name, "policy") == 0         ? &body->policy
+                        : strcmp(name, "x-ap-signature") == 0 ? &body->signature
+                                                              : NULL;
+  if (!field) {
+    httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
+                    "form field %.64s is unknown: send key, "
+                    "Content-Type, policy, x-ap-signature, then file",
+                    name);
+    body_fail(body, &error);
+    return MHD_NO;
+  }
+  if (!append_field(field, data, size)) {
+    httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
+                    "form field %.64s is over %d bytes", name,
+                    FORM_FIELD_MAX_BYTES);
+    body_fail(body, &error);
+    return MHD_NO;
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result object_post_begin(httpd_request_t *request,
+                                         struct MHD_Connection *connection) {
+  object_body_t *body = calloc(1, sizeof *body);
+  if (!body) {
+    return httpd_respond_error(request, connection, 0, AP_ERR_NO_MEMORY,
+                               "out of memory starting the form upload");
+  }
+  request->upload = body;
+  body->post_processor = MHD_create_post_processor(connection, POST_BUFFER_SIZE,
+                                                   on_form_data, request);
+  const char *type = httpd_header(connection, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if (!body->post_processor || !type ||
+      strncasecmp(type, "multipart/form-data", 19) != 0) {
+    return httpd_respond_error(request, connection, MHD_HTTP_BAD_REQUEST,
+                               AP_ERR_INVALID_ARGUMENT,
+                               "Content-Type: must be multipart/form-data "
+                               "with a boundary, the body of a browser form "
+                               "POST");
+  }
+  return MHD_YES;
+}
+
+/* Answers a failed form: 400 for a body past the policy's maximum, as
+ * S3 answers EntityTooLarge, else the error's own status. */
+static enum MHD_Result respond_form_failure(httpd_request_t *request,
+                                            struct MHD_Connection *connection,
+                                            const ap_error_t *error) {
+  if (error->code == AP_ERR_UPLOAD_TOO_LARGE) {
+    return httpd_respond_error(request, connection, MHD_HTTP_BAD_REQUEST,
+                               (int)error->code, "%s", error->message);
+  }
+  return httpd_respond_ap_error(request, connection, error);
+}
+
+static enum MHD_Result object_post_body(httpd_request_t *request,
+                                        struct MHD_Connection *connection,
+                                        const char *data, size_t *size) {
+  object_body_t *body = request->upload;
+  if (!body || !body->post_processor) {
+    return httpd_respond_error(request, connection, 0, AP_ERR_INTERNAL,
+                               "form upload was not started");
+  }
+  if (*size > 0) {
+    size_t length = *size;
+    *size = 0;
+    if (MHD_post_process(body->post_processor, data, length) != MHD_YES) {
+      if (!body->failed) {
+        ap_error_t error = {0};
+        httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
+                        "the body is not a valid multipart/form-data "
+                        "form");
+        body_fail(body, &error);
+      }
+      return respond_form_failure(request, connection, &body->failure);
+    }
+    return MHD_YES;
+  }
+
+  ap_error_t error = {0};
+  if (body->failed) {
+    return respond_form_failure(request, connection, &body->failure);
+  }
+  if (!body->form) {
+    return httpd_respond_error(request, connection, MHD_HTTP_BAD_REQUEST,
+                               AP_ERR_INVALID_ARGUMENT,
+                               "file: the form has no file field: send it "
+                               "after the policy fields");
+  }
+  int64_t received = ap_upload_form_received(body->form);
+  if (ap_upload_form_finish(body->form, &error) != AP_OK) {
+    return respond_form_failure(request, connection, &error);
+  }
+  return respond_stored(request, connection, ap_upload_form_key(body->form),
+                        received, NULL);
 }
 
 static ssize_t read_object_block(void *cls, uint64_t position, char *buffer,

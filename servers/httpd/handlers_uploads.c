@@ -92,6 +92,10 @@ enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
   upload.filename = body.filename;
   upload.size_bytes = body.size_bytes;
   upload.content_type = body.content_type;
+  if (body.method[0] &&
+      ap_upload_method_parse(body.method, &upload.method, &error) != AP_OK) {
+    return reject(request, connection, "create", &error);
+  }
 
   ap_upload_ticket_t *ticket = NULL;
   if (ap_upload_create(request->server->context, &upload, &ticket, &error) !=
@@ -115,18 +119,31 @@ enum MHD_Result
 httpd_handle_upload_complete(httpd_request_t *request,
                              struct MHD_Connection *connection) {
   ap_error_t error = {0};
-  if (httpd_complete_body_parse(request->body ? request->body : "",
-                                request->body_length, &error) != AP_OK) {
+  const char *text = request->body ? request->body : "";
+  ap_upload_part_t *parts = NULL;
+  size_t part_count = 0;
+  if (httpd_complete_parts_parse(text, request->body_length, &parts,
+                                 &part_count, &error) != AP_OK ||
+      (!parts && httpd_complete_body_parse(text, request->body_length,
+                                           &error) != AP_OK)) {
     return reject(request, connection, "complete", &error);
   }
   if (!ap_id_is_valid(request->match.id)) {
+    free(parts);
     return httpd_respond_error(request, connection, 0, AP_ERR_NOT_FOUND,
                                "upload not found");
   }
 
+  /* A multipart upload is completed with its part list. */
   ap_asset_t *asset = NULL;
-  if (ap_upload_complete(request->server->context, request->owner,
-                         request->match.id, &asset, &error) != AP_OK) {
+  ap_status_t completed =
+      parts ? ap_upload_multipart_complete(request->server->context,
+                                           request->owner, request->match.id,
+                                           parts, part_count, &asset, &error)
+            : ap_upload_complete(request->server->context, request->owner,
+                                 request->match.id, &asset, &error);
+  free(parts);
+  if (completed != AP_OK) {
     return reject(request, connection, "complete", &error);
   }
   char *json = NULL;

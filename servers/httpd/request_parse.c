@@ -264,10 +264,11 @@ ap_status_t httpd_upload_body_parse(const char *body, size_t length,
   json_object_object_foreach(object, name, value) {
     (void)value;
     if (strcmp(name, "filename") != 0 && strcmp(name, "size_bytes") != 0 &&
-        strcmp(name, "content_type") != 0) {
+        strcmp(name, "content_type") != 0 && strcmp(name, "method") != 0) {
       status = httpd_error_set(error, AP_ERR_INVALID_ARGUMENT,
                                "%.64s: unknown field; the fields are "
-                               "filename, size_bytes and content_type",
+                               "filename, size_bytes, content_type and "
+                               "method",
                                name);
       break;
     }
@@ -296,6 +297,10 @@ ap_status_t httpd_upload_body_parse(const char *body, size_t length,
   if (status == AP_OK) {
     status = copy_string_field(object, "content_type", out->content_type,
                                sizeof out->content_type, error);
+  }
+  if (status == AP_OK && json_object_object_get_ex(object, "method", NULL)) {
+    status = copy_string_field(object, "method", out->method,
+                               sizeof out->method, error);
   }
   json_object_put(object);
   return status;

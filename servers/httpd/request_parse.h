@@ -65,6 +65,7 @@ typedef struct httpd_upload_body {
   char filename[HTTPD_FILENAME_SIZE];
   char content_type[HTTPD_CONTENT_TYPE_SIZE];
   int64_t size_bytes;
+  char method[16]; /* "put", "post", "multipart"; "" when absent */
 } httpd_upload_body_t;
 
 /*

@@ -25,6 +25,15 @@ static const httpd_route_t routes[] = {
     {HTTPD_ROUTE_OBJECT_PUT, "PUT", "/v1/objects/{key}",
      HTTPD_ROUTE_SIGNED | HTTPD_ROUTE_STREAM_BODY},
     {HTTPD_ROUTE_OBJECT_GET, "GET", "/v1/objects/{key}", HTTPD_ROUTE_SIGNED},
+    /* Multipart uploads; {name} is the part number. */
+    {HTTPD_ROUTE_UPLOAD_PART_PRESIGN, "POST", "/v1/uploads/{id}/parts/{name}",
+     HTTPD_ROUTE_AUTH},
+    {HTTPD_ROUTE_UPLOAD_PARTS_LIST, "GET", "/v1/uploads/{id}/parts",
+     HTTPD_ROUTE_AUTH},
+    {HTTPD_ROUTE_UPLOAD_ABORT, "DELETE", "/v1/uploads/{id}", HTTPD_ROUTE_AUTH},
+    /* The file store's form POST, authorised by its signed policy. */
+    {HTTPD_ROUTE_OBJECT_POST, "POST", "/v1/objects",
+     HTTPD_ROUTE_SIGNED | HTTPD_ROUTE_STREAM_BODY},
 };
 
 const httpd_route_t *httpd_routes(size_t *count) {

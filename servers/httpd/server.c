@@ -43,6 +43,9 @@ static const httpd_handler_fn handlers[HTTPD_ROUTE_COUNT] = {
     [HTTPD_ROUTE_JOB_GET] = httpd_handle_job_get,
     [HTTPD_ROUTE_JOB_EVENTS] = httpd_handle_job_events,
     [HTTPD_ROUTE_OBJECT_GET] = httpd_handle_object_get,
+    [HTTPD_ROUTE_UPLOAD_PART_PRESIGN] = httpd_handle_upload_part_presign,
+    [HTTPD_ROUTE_UPLOAD_PARTS_LIST] = httpd_handle_upload_parts_list,
+    [HTTPD_ROUTE_UPLOAD_ABORT] = httpd_handle_upload_abort,
 };
 
 /* Memory pool of each connection: request line, headers and read buffer.

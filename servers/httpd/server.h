@@ -22,6 +22,7 @@
 #include <audiopipe/error.h>
 #include <audiopipe/metrics.h>
 #include <audiopipe/storage.h>
+#include <audiopipe/upload.h>
 
 #include "request_parse.h"
 #include "router.h"
@@ -204,6 +205,25 @@ enum MHD_Result httpd_handle_job_events(httpd_request_t *request,
                                         struct MHD_Connection *connection);
 enum MHD_Result httpd_handle_object_get(httpd_request_t *request,
                                         struct MHD_Connection *connection);
+
+/* Multipart uploads (handlers_multipart.c). */
+enum MHD_Result
+httpd_handle_upload_part_presign(httpd_request_t *request,
+                                 struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_upload_parts_list(httpd_request_t *request,
+                                               struct MHD_Connection *connection);
+enum MHD_Result httpd_handle_upload_abort(httpd_request_t *request,
+                                          struct MHD_Connection *connection);
+
+/*
+ * Reads the "parts" list of a POST /v1/uploads/{id}/complete body into
+ * `*parts` (free it) and `*count`. A body without "parts" stores NULL and
+ * returns AP_OK, for httpd_complete_body_parse to check. Errors name the
+ * item at fault ("parts[2].etag: ...").
+ */
+ap_status_t httpd_complete_parts_parse(const char *body, size_t length,
+                                       ap_upload_part_t **parts,
+                                       size_t *count, ap_error_t *error);
 
 /*
  * The object PUT is streamed: called on every body chunk. Returns MHD_YES
