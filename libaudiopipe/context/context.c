@@ -11,6 +11,7 @@
 #include "context/context_internal.h"
 #include "core/error_internal.h"
 #include "meta/meta_internal.h"
+#include "notify/notify_internal.h"
 
 /* Shortest signing secret accepted: 256 bits, the HMAC-SHA256 key size. */
 #define MIN_SECRET_BYTES 32
@@ -27,6 +28,7 @@ struct ap_context {
   int64_t retry_base_ms;
   int64_t retry_max_ms;
   int64_t watch_interval_ms;
+  ap_notifier_t *notifier; /* NULL when redis.uri is empty */
 };
 
 /* Copies every key set in `source` into a new configuration. */
@@ -155,6 +157,11 @@ ap_status_t ap_context_open(const ap_config_t *config, ap_context_t **out,
   if (status == AP_OK) {
     status = ap_object_store_open(context->config, &context->objects, error);
   }
+  /* Last, so a failing backend does not leave a Redis connection behind;
+   * an unreachable Redis does not fail the open (see <audiopipe/redis.h>). */
+  if (status == AP_OK) {
+    status = ap_notifier_open(context->config, &context->notifier, error);
+  }
 
   if (status != AP_OK) {
     ap_context_close(context);
@@ -168,6 +175,7 @@ void ap_context_close(ap_context_t *context) {
   if (!context) {
     return;
   }
+  ap_notifier_close(context->notifier);
   ap_object_store_close(context->objects);
   ap_meta_store_close(context->meta);
   if (context->secret) {
@@ -280,4 +288,8 @@ int64_t ap_context_retry_max_ms(const ap_context_t *context) {
 
 int64_t ap_context_watch_interval_ms(const ap_context_t *context) {
   return context->watch_interval_ms;
+}
+
+ap_notifier_t *ap_context_notifier(ap_context_t *context) {
+  return context->notifier;
 }

@@ -36,4 +36,10 @@ int64_t ap_context_retry_max_ms(const ap_context_t *context);
 /* jobs.watch_interval, in ms. */
 int64_t ap_context_watch_interval_ms(const ap_context_t *context);
 
+typedef struct ap_notifier ap_notifier_t;
+
+/* The Redis notifier (libaudiopipe/notify), or NULL when redis.uri is
+ * empty. Owned by the context. */
+ap_notifier_t *ap_context_notifier(ap_context_t *context);
+
 #endif
