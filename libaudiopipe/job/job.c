@@ -13,6 +13,7 @@
 #include "context/context_internal.h"
 #include "core/error_internal.h"
 #include "meta/meta_internal.h"
+#include "notify/notify_internal.h"
 
 /* Maximum stage name length stored, in bytes, as in ap_job_event_t. */
 #define MAX_STAGE_BYTES 63
@@ -146,6 +147,8 @@ ap_status_t ap_job_enqueue(ap_context_t *context,
   if (status != AP_OK) {
     return status;
   }
+  /* The backend has committed, so a worker woken now finds the job. */
+  ap_notify_job_enqueued(ap_context_notifier(context), job);
   if (out) {
     *out = job;
   } else {
@@ -182,9 +185,14 @@ ap_status_t ap_job_claim(ap_context_t *context, const char *worker_id,
                         (long long)lease_ms);
   }
   *out = NULL;
-  return meta_of(context)->backend->job_claim(
+  ap_status_t status = meta_of(context)->backend->job_claim(
       meta_of(context)->state, worker_id, lease_ms, kinds, kind_count,
       ap_time_now_ms(), out, error);
+  if (status == AP_OK && *out) {
+    ap_notify_job_event(ap_context_notifier(context), (*out)->id, "running",
+                        -1.0, NULL, (*out)->updated_at_ms);
+  }
+  return status;
 }
 
 ap_status_t ap_job_heartbeat(ap_context_t *context, const char *job_id,
@@ -223,9 +231,15 @@ ap_status_t ap_job_progress(ap_context_t *context, const char *job_id,
   if (stage) {
     snprintf(stage_copy, sizeof stage_copy, "%s", stage);
   }
-  return meta_of(context)->backend->job_progress(
+  int64_t now_ms = ap_time_now_ms();
+  status = meta_of(context)->backend->job_progress(
       meta_of(context)->state, job_id, token, fraction,
-      stage ? stage_copy : NULL, ap_time_now_ms(), error);
+      stage ? stage_copy : NULL, now_ms, error);
+  if (status == AP_OK) {
+    ap_notify_job_event(ap_context_notifier(context), job_id, "running",
+                        fraction, stage ? stage_copy : NULL, now_ms);
+  }
+  return status;
 }
 
 ap_status_t ap_job_complete(ap_context_t *context, const char *job_id,
@@ -240,9 +254,14 @@ ap_status_t ap_job_complete(ap_context_t *context, const char *job_id,
     return ap_error_set(error, AP_DOMAIN_QUEUE, AP_ERR_INVALID_ARGUMENT,
                         "result_json of job %s is not valid JSON", job_id);
   }
-  return meta_of(context)->backend->job_complete(meta_of(context)->state,
-                                                 job_id, token, result_json,
-                                                 ap_time_now_ms(), error);
+  int64_t now_ms = ap_time_now_ms();
+  status = meta_of(context)->backend->job_complete(
+      meta_of(context)->state, job_id, token, result_json, now_ms, error);
+  if (status == AP_OK) {
+    ap_notify_job_event(ap_context_notifier(context), job_id, "succeeded", -1.0,
+                        NULL, now_ms);
+  }
+  return status;
 }
 
 ap_status_t ap_job_fail(ap_context_t *context, const char *job_id,
@@ -259,9 +278,17 @@ ap_status_t ap_job_fail(ap_context_t *context, const char *job_id,
                         "failure",
                         error_code);
   }
-  return meta_of(context)->backend->job_fail(
-      meta_of(context)->state, job_id, token, error_code, message, retryable,
-      ap_time_now_ms(), error);
+  int64_t now_ms = ap_time_now_ms();
+  status = meta_of(context)->backend->job_fail(meta_of(context)->state, job_id,
+                                               token, error_code, message,
+                                               retryable, now_ms, error);
+  if (status == AP_OK) {
+    /* Queued again, failed or dead: the backend decided, so watches read
+     * the record. */
+    ap_notify_job_event(ap_context_notifier(context), job_id, NULL, -1.0, NULL,
+                        now_ms);
+  }
+  return status;
 }
 
 ap_status_t ap_job_cancel(ap_context_t *context, const char *owner,
@@ -270,8 +297,14 @@ ap_status_t ap_job_cancel(ap_context_t *context, const char *owner,
     return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
                         "ap_job_cancel: context and job_id must not be NULL");
   }
-  return meta_of(context)->backend->job_cancel(meta_of(context)->state, owner,
-                                               job_id, ap_time_now_ms(), error);
+  int64_t now_ms = ap_time_now_ms();
+  ap_status_t status = meta_of(context)->backend->job_cancel(
+      meta_of(context)->state, owner, job_id, now_ms, error);
+  if (status == AP_OK) {
+    ap_notify_job_event(ap_context_notifier(context), job_id, "cancelled", -1.0,
+                        NULL, now_ms);
+  }
+  return status;
 }
 
 ap_status_t ap_job_reap(ap_context_t *context, int64_t now_ms, int64_t *count,

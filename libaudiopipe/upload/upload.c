@@ -15,6 +15,7 @@
 #include "context/context_internal.h"
 #include "core/error_internal.h"
 #include "meta/meta_internal.h"
+#include "notify/notify_internal.h"
 #include "storage/clamd.h"
 #include "storage/object_store.h"
 #include "upload/upload_internal.h"
@@ -447,8 +448,14 @@ static ap_status_t accept_upload(ap_context_t *context,
   job.idempotency_key = upload->id;
 
   ap_meta_store_t *meta = ap_context_meta_store(context);
-  return meta->backend->upload_accept(meta->state, upload->id, &asset, &job,
-                                      now_ms, out, error);
+  status = meta->backend->upload_accept(meta->state, upload->id, &asset, &job,
+                                        now_ms, out, error);
+  if (status == AP_OK) {
+    /* The job committed with the asset, so a worker woken now finds it. */
+    ap_notify_wakeup(ap_context_notifier(context), AP_JOB_KIND_PROCESS_ASSET,
+                     asset_id);
+  }
+  return status;
 }
 
 /* Completes an upload already read from the store. */

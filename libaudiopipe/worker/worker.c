@@ -16,6 +16,7 @@
 #include "context/context_internal.h"
 #include "core/error_internal.h"
 #include "meta/meta_internal.h"
+#include "notify/notify_internal.h"
 #include "worker/worker_internal.h"
 
 /* Maximum sleep between two checks of the stop flag, in ms, so a stop
@@ -73,10 +74,60 @@ static void sleep_unless_stopping(const ap_worker_run_state_t *run,
   }
 }
 
+static uint64_t wake_generation(ap_worker_run_state_t *run) {
+  pthread_mutex_lock(&run->wake_lock);
+  uint64_t generation = run->wake_generation;
+  pthread_mutex_unlock(&run->wake_lock);
+  return generation;
+}
+
+/* Wakes every idle claim thread. Called by the Redis subscriber. */
+static void wake_claimers(void *user_data) {
+  ap_worker_run_state_t *run = user_data;
+  pthread_mutex_lock(&run->wake_lock);
+  run->wake_generation++;
+  pthread_cond_broadcast(&run->wake);
+  pthread_mutex_unlock(&run->wake_lock);
+}
+
+static void on_wakeup(void *user_data, const char *channel, const char *message,
+                      size_t length) {
+  (void)channel;
+  (void)message;
+  (void)length;
+  wake_claimers(user_data);
+}
+
+/*
+ * Waits up to `ms` for a wake-up newer than generation `seen`, returning
+ * early once a stop is requested. The generation read before the claim
+ * means a wake-up between the claim and this wait is not lost. The stop
+ * flag is polled every STOP_CHECK_MS, because ap_worker_request_stop runs
+ * in signal handlers and cannot signal a condition variable.
+ */
+static void wait_for_work(ap_worker_run_state_t *run, uint64_t seen,
+                          int64_t ms) {
+  int64_t deadline = ap_redis_monotonic_ms() + ms;
+  pthread_mutex_lock(&run->wake_lock);
+  while (run->wake_generation == seen && !ap_worker_stopping(run)) {
+    int64_t now = ap_redis_monotonic_ms();
+    if (now >= deadline) {
+      break;
+    }
+    int64_t until =
+        deadline - now < STOP_CHECK_MS ? deadline : now + STOP_CHECK_MS;
+    struct timespec pause = {.tv_sec = (time_t)(until / 1000),
+                             .tv_nsec = (long)(until % 1000) * 1000000L};
+    pthread_cond_timedwait(&run->wake, &run->wake_lock, &pause);
+  }
+  pthread_mutex_unlock(&run->wake_lock);
+}
+
 static void *claim_loop(void *argument) {
   ap_worker_run_state_t *run = argument;
   const char *kinds[] = {AP_JOB_KIND_PROCESS_ASSET};
   while (!ap_worker_stopping(run)) {
+    uint64_t seen = wake_generation(run);
     ap_job_t *job = NULL;
     ap_error_t error = {0};
     if (ap_job_claim(run->context, run->worker_id, run->options.lease_ms, kinds,
@@ -92,7 +143,7 @@ static void *claim_loop(void *argument) {
       continue;
     }
     if (!job) {
-      sleep_unless_stopping(run, run->options.poll_interval_ms);
+      wait_for_work(run, seen, run->options.poll_interval_ms);
       continue;
     }
     ap_worker_run_job(run, job);
@@ -214,6 +265,12 @@ ap_status_t ap_worker_run(ap_context_t *context,
   run->context = context;
   atomic_init(&run->busy_threads, 0);
   atomic_init(&run->drain_deadline_ms, 0);
+  pthread_mutex_init(&run->wake_lock, NULL);
+  pthread_condattr_t wake_attributes;
+  pthread_condattr_init(&wake_attributes);
+  pthread_condattr_setclock(&wake_attributes, CLOCK_MONOTONIC);
+  pthread_cond_init(&run->wake, &wake_attributes);
+  pthread_condattr_destroy(&wake_attributes);
   ap_status_t status = prepare_options(options, run, error);
 
   const char *profile = run->options.profile;
@@ -233,8 +290,22 @@ ap_status_t ap_worker_run(ap_context_t *context,
       status = AP_NO_MEMORY(error);
     }
   }
+  /* One subscriber per run; without Redis, or while it is down, the
+   * threads find jobs by polling. */
+  ap_redis_subscriber_t *subscriber = NULL;
+  ap_notifier_t *notifier = ap_context_notifier(context);
+  if (status == AP_OK && notifier) {
+    char channel[256];
+    ap_notify_wakeup_channel(notifier, AP_JOB_KIND_PROCESS_ASSET, channel,
+                             sizeof channel);
+    status = ap_redis_subscriber_start(notifier, channel, 0, on_wakeup,
+                                       wake_claimers, run, &subscriber, error);
+  }
   if (status != AP_OK) {
+    free(threads);
     ap_profile_free(&run->profile);
+    pthread_cond_destroy(&run->wake);
+    pthread_mutex_destroy(&run->wake_lock);
     free(run);
     return status;
   }
@@ -280,11 +351,14 @@ ap_status_t ap_worker_run(ap_context_t *context,
   if (reaper_started) {
     pthread_join(reaper, NULL);
   }
+  ap_redis_subscriber_stop(subscriber);
   ap_log_write(AP_LOG_INFO, "worker_stopped", NULL, NULL,
                (ap_log_field_t[]){AP_LOG_STRING("worker_id", run->worker_id)},
                1, "worker stopped");
   free(threads);
   ap_profile_free(&run->profile);
+  pthread_cond_destroy(&run->wake);
+  pthread_mutex_destroy(&run->wake_lock);
   free(run);
   return status;
 }

@@ -6,6 +6,7 @@
 #ifndef AP_WORKER_WORKER_INTERNAL_H
 #define AP_WORKER_WORKER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,12 @@ typedef struct ap_worker_run_state {
   /* 0 until a stop is requested, then the wall-clock time in ms after
    * which running jobs are cancelled. */
   atomic_llong drain_deadline_ms;
+  /* Idle claim threads wait on `wake` (CLOCK_MONOTONIC) until
+   * `wake_generation` changes, which a Redis wake-up does, or until the
+   * poll interval ends. */
+  pthread_mutex_t wake_lock;
+  pthread_cond_t wake;
+  uint64_t wake_generation; /* under wake_lock */
 } ap_worker_run_state_t;
 
 /* Returns 1 once a stop has been requested. */
