@@ -8,6 +8,7 @@
 #include <audiopipe/job.h>
 #include <audiopipe/log.h>
 #include <audiopipe/metrics.h>
+#include <audiopipe/redis.h>
 
 #include "server.h"
 
@@ -39,6 +40,20 @@ enum MHD_Result httpd_handle_readyz(httpd_request_t *request,
     return httpd_respond_error(request, connection,
                                MHD_HTTP_SERVICE_UNAVAILABLE, (int)error.code,
                                "%s", error.message);
+  }
+  /* Redis only shortens waits (everything falls back to polling), so a
+   * Redis outage is reported but keeps the server in service. */
+  ap_redis_health_t redis = {.struct_size = sizeof redis};
+  if (ap_redis_check(server->context, &redis, &error) != AP_OK) {
+    ap_log_write(AP_LOG_WARN, "readiness_redis_unavailable",
+                 request->request_id, NULL, NULL, 0, "%s", error.message);
+    return httpd_respond_static_json(
+        request, connection, MHD_HTTP_OK,
+        "{\"status\":\"ready\",\"redis\":\"unavailable\"}");
+  }
+  if (redis.enabled) {
+    return httpd_respond_static_json(request, connection, MHD_HTTP_OK,
+                                     "{\"status\":\"ready\",\"redis\":\"ok\"}");
   }
   return httpd_respond_static_json(request, connection, MHD_HTTP_OK,
                                    "{\"status\":\"ready\"}");

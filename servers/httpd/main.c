@@ -251,6 +251,9 @@ int main(int argc, char **argv) {
     status = ap_context_open(server->config, &server->context, &error);
   }
   if (status == AP_OK) {
+    httpd_rate_limiter_share(server->rate_limiter, server->context);
+  }
+  if (status == AP_OK) {
     server->store = ap_context_object_store(server->context);
   }
 

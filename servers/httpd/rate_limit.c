@@ -1,13 +1,19 @@
 /*
  * Token buckets keyed by owner, in a fixed hash table with one lock per
- * stripe so concurrent owners rarely contend.
+ * stripe so concurrent owners rarely contend. With Redis configured the
+ * bucket of each owner lives in Redis instead (ap_redis_rate_limit), so
+ * every audiopipe-httpd process shares it; when Redis cannot be reached
+ * the local bucket decides, so an outage never fails a request.
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <audiopipe/log.h>
 #include <audiopipe/meta.h>
+#include <audiopipe/redis.h>
 
 #include "rate_limit.h"
 
@@ -29,6 +35,8 @@ struct httpd_rate_limiter {
   double rate;
   double burst;
   stripe_t stripes[STRIPES];
+  /* Set once by httpd_rate_limiter_share; NULL keeps every bucket local. */
+  _Atomic(ap_context_t *) shared;
 };
 
 httpd_rate_limiter_t *httpd_rate_limiter_new(double rate, double burst) {
@@ -41,6 +49,7 @@ httpd_rate_limiter_t *httpd_rate_limiter_new(double rate, double burst) {
   for (size_t i = 0; i < STRIPES; i++) {
     pthread_mutex_init(&limiter->stripes[i].lock, NULL);
   }
+  atomic_init(&limiter->shared, NULL);
   return limiter;
 }
 
@@ -60,11 +69,49 @@ void httpd_rate_limiter_free(httpd_rate_limiter_t *limiter) {
   free(limiter);
 }
 
+void httpd_rate_limiter_share(httpd_rate_limiter_t *limiter,
+                              ap_context_t *context) {
+  if (limiter && ap_redis_enabled(context)) {
+    atomic_store(&limiter->shared, context);
+  }
+}
+
+/* Asks Redis; returns 1 when it decided, with the result in `*admitted`. */
+static int admit_shared(httpd_rate_limiter_t *limiter, const char *owner,
+                        int *admitted, unsigned *retry_after_s) {
+  ap_context_t *context = atomic_load(&limiter->shared);
+  if (!context) {
+    return 0;
+  }
+  int64_t retry_after_ms = 0;
+  ap_error_t error = {0};
+  if (ap_redis_rate_limit(context, owner, limiter->rate, limiter->burst,
+                          admitted, &retry_after_ms, &error) != AP_OK) {
+    /* audiopipe_redis_rate_limit_fallbacks_total counts these; the log's
+     * repeat limit keeps an outage from flooding it. */
+    ap_log_write(AP_LOG_WARN, "rate_limit_fallback", NULL, NULL,
+                 (ap_log_field_t[]){AP_LOG_STRING("error", error.message)}, 1,
+                 "deciding the request with this process's bucket");
+    return 0;
+  }
+  if (!*admitted) {
+    *retry_after_s = (unsigned)((retry_after_ms + 999) / 1000);
+    if (*retry_after_s == 0) {
+      *retry_after_s = 1;
+    }
+  }
+  return 1;
+}
+
 int httpd_rate_limiter_admit(httpd_rate_limiter_t *limiter, const char *owner,
                              int64_t now_ms, unsigned *retry_after_s) {
   *retry_after_s = 0;
   if (!limiter || limiter->rate <= 0 || !owner) {
     return 1;
+  }
+  int shared_admitted = 1;
+  if (admit_shared(limiter, owner, &shared_admitted, retry_after_s)) {
+    return shared_admitted;
   }
   uint64_t hash = 1469598103934665603ull;
   for (const char *c = owner; *c; c++) {
