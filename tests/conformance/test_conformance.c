@@ -233,7 +233,7 @@ static space_t *space_prepare(const char *const *pairs) {
     set_key(config, "redis.uri", backends.redis_uri);
     snprintf(name, sizeof name, "conformance:%s:%d", backends.run_id,
              space->number);
-    set_key(config, "redis.prefix", name);
+    set_key(config, "redis.key_prefix", name);
   }
 
   set_key(config, "signing.secret", TEST_SECRET);
@@ -1615,13 +1615,14 @@ static void *run_worker(void *argument) {
   return NULL;
 }
 
-static void worker_start(worker_run_t *run, ap_context_t *context) {
+static void worker_start(worker_run_t *run, ap_context_t *context,
+                         int64_t poll_interval_ms) {
   memset(run, 0, sizeof *run);
   run->context = context;
   assert_int_equal(ap_worker_new(&run->handle, NULL), AP_OK);
   ap_worker_options_init(&run->options);
   run->options.threads = 2;
-  run->options.poll_interval_ms = 10;
+  run->options.poll_interval_ms = poll_interval_ms;
   run->options.lease_ms = 30000;
   run->options.profile = AP_WORKER_DEFAULT_PROFILE;
   run->options.handle = run->handle;
@@ -1765,7 +1766,7 @@ static void worker_processes_cases(void **state) {
   }
 
   worker_run_t run;
-  worker_start(&run, context);
+  worker_start(&run, context, 10);
   for (size_t i = 0; i < INPUTS; i++) {
     ap_job_free(wait_for_job(context, ap_asset_job_id(assets[i])));
   }
@@ -1779,6 +1780,114 @@ static void worker_processes_cases(void **state) {
   ap_job_stats_t stats = job_stats(context);
   assert_int_equal(stats.queued, 0);
   assert_int_equal(stats.running, 0);
+  space_free(space);
+}
+
+/* ---- Redis ---------------------------------------------------------- */
+
+static const char *const redis_off = "AP_CONFORMANCE_REDIS_URI is empty";
+
+static void redis_watch_receives_progress(void **state) {
+  (void)state;
+  if (!backends.redis_uri[0]) {
+    SKIP_BECAUSE(redis_off);
+  }
+  /* The record is polled every 10 minutes, so an event that arrives
+   * within the short waits below came through Redis. */
+  static const char *const keys[] = {"jobs.watch_interval", "10m", NULL};
+  space_t *space = space_new(keys);
+  ap_context_t *context = space->context;
+  ap_job_t *queued = enqueue(context, NULL, 0);
+  ap_job_t *running = claim(context, 60000);
+  assert_non_null(running);
+  const char *id = ap_job_id(running);
+  const char *token = ap_job_claim_token(running);
+  ap_job_watch_t *watch = NULL;
+  assert_int_equal(ap_job_watch_open(context, "alice", id, &watch, NULL),
+                   AP_OK);
+  ap_job_event_t event;
+  assert_int_equal(ap_job_watch_next(watch, 0, &event, NULL), AP_OK);
+  assert_int_equal(event.state, AP_JOB_RUNNING);
+
+  /* The subscription may go live after the first publication, so
+   * progress is reported until one event arrives. */
+  int received = 0;
+  for (int attempt = 1; attempt <= 30 && !received; attempt++) {
+    assert_int_equal(
+        ap_job_progress(context, id, token, attempt / 100.0, "decode", NULL),
+        AP_OK);
+    ap_error_t error = {0};
+    ap_status_t status = ap_job_watch_next(watch, 1000, &event, &error);
+    if (status == AP_OK) {
+      received = 1;
+    } else {
+      assert_int_equal(status, AP_ERR_TIMED_OUT);
+    }
+  }
+  assert_true(received);
+  assert_int_equal(event.state, AP_JOB_RUNNING);
+  assert_true(event.fraction > 0.0);
+  assert_string_equal(event.stage, "decode");
+
+  assert_int_equal(ap_job_complete(context, id, token, NULL, NULL), AP_OK);
+  for (;;) {
+    assert_int_equal(ap_job_watch_next(watch, 30000, &event, NULL), AP_OK);
+    if (event.state != AP_JOB_RUNNING) {
+      break;
+    }
+  }
+  assert_int_equal(event.state, AP_JOB_SUCCEEDED);
+  ap_job_watch_close(watch);
+  ap_job_free(running);
+  ap_job_free(queued);
+  space_free(space);
+}
+
+static void redis_wakes_idle_worker(void **state) {
+  (void)state;
+  if (!backends.redis_uri[0]) {
+    SKIP_BECAUSE(redis_off);
+  }
+  space_t *space = space_new(NULL);
+  ap_context_t *context = space->context;
+
+  /* The worker polls every 10 minutes, so it claims within the test's
+   * wait only when an enqueue wakes it. It is given time to find the
+   * queue empty and go idle first. */
+  worker_run_t run;
+  worker_start(&run, context, 600000);
+  sleep_ms(300);
+  bytes_t wav = make_wav(40);
+  ap_asset_t *asset = upload_asset(context, "alice", &wav, "audio/wav");
+
+  /* The worker's subscription may go live after the first wake-up, so
+   * further enqueues (of a kind the worker ignores) send more. */
+  ap_job_state_t state_now = AP_JOB_QUEUED;
+  for (int waited = 0; waited < 60000; waited += 500) {
+    state_now = job_state(context, ap_asset_job_id(asset));
+    if (ap_job_state_is_terminal(state_now)) {
+      break;
+    }
+    if (state_now == AP_JOB_QUEUED) {
+      ap_job_enqueue_options_t options;
+      ap_job_enqueue_options_init(&options);
+      options.kind = "conformance_wake";
+      assert_int_equal(ap_job_enqueue(context, &options, NULL, NULL), AP_OK);
+    }
+    sleep_ms(500);
+  }
+  worker_stop(&run);
+  if (state_now != AP_JOB_SUCCEEDED) {
+    fail_msg("the job is %s after 60 s: no wake-up reached the idle worker",
+             ap_job_state_name(state_now));
+  }
+  ap_asset_t *done = NULL;
+  assert_int_equal(
+      ap_asset_get(context, "alice", ap_asset_id(asset), &done, NULL), AP_OK);
+  assert_int_equal(ap_asset_status(done), AP_ASSET_READY);
+  ap_asset_free(done);
+  ap_asset_free(asset);
+  free(wav.data);
   space_free(space);
 }
 
@@ -1893,6 +2002,8 @@ int main(void) {
       cmocka_unit_test(job_reap_requeues_lost_lease),
       cmocka_unit_test(job_claims_are_exclusive),
       cmocka_unit_test(worker_processes_cases),
+      cmocka_unit_test(redis_watch_receives_progress),
+      cmocka_unit_test(redis_wakes_idle_worker),
   };
   int failures = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
