@@ -1,33 +1,27 @@
 /*
- * The analysis sink: feeds libebur128 with interleaved float frames and
- * measures levels and silence on the planar blocks directly.
+ * The analysis sink: loudness through loudness_meter.c, true peak through
+ * true_peak.c, and sample peak, RMS, clipping and silence measured on the
+ * planar blocks directly.
  *
- * Momentary and short-term loudness are sampled every 100 ms of input (the
- * block is split at those boundaries), which gives the maxima and the
- * short-term values of the loudness range at ffmpeg's ebur128 rate.
- *
- * True peak comes from true_peak.c, not from libebur128.
- *
- * Inputs below 44.1 kHz are resampled to 48 kHz for libebur128 only.
- * libebur128 derives the K-weighting filter for the source rate with the
- * bilinear transform, whose frequency warping near Nyquist lifts the
- * high-shelf: an 8 kHz telephone recording read 0.2 LU louder than at
+ * Inputs below 44.1 kHz are resampled to 48 kHz for the loudness meter
+ * only. The K-weighting filter derived for the source rate with the
+ * bilinear transform is warped near Nyquist, which lifts the high shelf
+ * at low rates: an 8 kHz telephone recording read 0.2 LU louder than at
  * 48 kHz. BS.1770 defines the filter at 48 kHz, and ffmpeg's ebur128
- * filter always measures at 48 kHz. Levels and silence use the source
- * samples.
+ * filter always measures at 48 kHz. Levels, silence and true peak use
+ * the source samples.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <ebur128.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/samplefmt.h>
 #include <libswresample/swresample.h>
 
 #include "analysis/analysis_internal.h"
 #include "analysis/analysis_sink.h"
-#include "analysis/loudness_range.h"
+#include "analysis/loudness_meter.h"
 #include "analysis/true_peak.h"
 #include "core/error_internal.h"
 #include "process/sink.h"
@@ -46,6 +40,7 @@
    AV_CH_SIDE_LEFT | AV_CH_SIDE_RIGHT | AV_CH_SURROUND_DIRECT_LEFT |           \
    AV_CH_SURROUND_DIRECT_RIGHT)
 #define LFE_MASK (AV_CH_LOW_FREQUENCY | AV_CH_LOW_FREQUENCY_2)
+#define SURROUND_WEIGHT 1.41
 
 /* Rates below this are measured at MEASUREMENT_RATE (see above). */
 #define MIN_DIRECT_RATE 44100
@@ -56,18 +51,12 @@ typedef struct analysis_sink {
   ap_analysis_settings_t settings;
   ap_stream_format_t format;
 
-  ebur128_state *state;            /* NULL unless loudness */
+  ap_loudness_meter_t *loudness;   /* NULL unless loudness */
   ap_true_peak_meter_t *true_peak; /* NULL unless true peak */
-  int measurement_rate;            /* Hz, of the frames fed to libebur128 */
+  int measurement_rate;            /* Hz, of the frames the meter reads */
   SwrContext *resampler;           /* NULL when measuring at the source rate */
-  float *interleaved;              /* frames for libebur128, interleaved */
-  int interleaved_capacity;        /* in frames */
-  ap_loudness_range_t *range;
-  int64_t step_frames; /* frames in 100 ms at measurement_rate */
-  int64_t frames_since_step;
-  int64_t steps; /* 100 ms steps completed */
-  double max_momentary;
-  double max_short_term;
+  float **resampled;               /* channels planes of resampled_capacity */
+  int resampled_capacity;          /* in frames */
 
   int64_t frames;
   float sample_peak;
@@ -84,21 +73,21 @@ static int has_flag(unsigned flags, unsigned flag) {
   return (flags & flag) == flag;
 }
 
-/* Maps one channel with AV_CH_* bit `channel_bit` to a BS.1770 weight. */
-static enum channel map_channel(uint64_t channel_bit) {
+/* BS.1770-4 weight of the channel with AV_CH_* bit `channel_bit`. */
+static double channel_weight(uint64_t channel_bit) {
   if (channel_bit & LFE_MASK) {
-    return EBUR128_UNUSED;
+    return 0.0;
   }
   if (channel_bit & SURROUND_MASK) {
-    return EBUR128_LEFT_SURROUND;
+    return SURROUND_WEIGHT;
   }
-  return EBUR128_CENTER;
+  return 1.0;
 }
 
-/* Sets every channel's weight from the channel mask, or from the default
- * layout for the channel count when the mask is missing or does not
- * match it. Channels of an unknown layout get weight 1.0. */
-static void set_channel_map(analysis_sink_t *sink) {
+/* Fills one weight per channel from the channel mask, or from the
+ * default layout for the channel count when the mask is missing or does
+ * not match it. Channels of an unknown layout get weight 1.0. */
+static void compute_weights(const analysis_sink_t *sink, double *weights) {
   int channels = sink->format.channels;
   uint64_t mask = sink->format.channel_mask;
 
@@ -112,10 +101,8 @@ static void set_channel_map(analysis_sink_t *sink) {
   if (channels == 1) {
     /* Mono is measured as one channel of weight 1.0 unless the caller
      * asked for dual mono, which counts it twice (+3 dB). */
-    ebur128_set_channel(sink->state, 0,
-                        sink->settings.mono_convention == AP_LOUDNESS_DUAL_MONO
-                            ? EBUR128_DUAL_MONO
-                            : EBUR128_CENTER);
+    weights[0] =
+        sink->settings.mono_convention == AP_LOUDNESS_DUAL_MONO ? 2.0 : 1.0;
     return;
   }
 
@@ -123,36 +110,41 @@ static void set_channel_map(analysis_sink_t *sink) {
   for (int bit = 0; bit < 64 && channel < channels; bit++) {
     uint64_t channel_bit = UINT64_C(1) << bit;
     if (mask & channel_bit) {
-      ebur128_set_channel(sink->state, (unsigned)channel++,
-                          map_channel(channel_bit));
+      weights[channel++] = channel_weight(channel_bit);
     }
   }
   for (; channel < channels; channel++) {
-    ebur128_set_channel(sink->state, (unsigned)channel, EBUR128_CENTER);
+    weights[channel] = 1.0;
   }
 }
 
-static ap_status_t reserve_interleaved(analysis_sink_t *sink, int frames,
-                                       ap_error_t *error) {
-  if (frames <= sink->interleaved_capacity) {
+static ap_status_t reserve_resampled(analysis_sink_t *sink, int frames,
+                                     ap_error_t *error) {
+  if (frames <= sink->resampled_capacity) {
     return AP_OK;
   }
-  float *buffer = realloc(sink->interleaved, sizeof(float) * (size_t)frames *
-                                                 (size_t)sink->format.channels);
-  if (!buffer) {
-    return AP_NO_MEMORY(error);
+  for (int c = 0; c < sink->format.channels; c++) {
+    float *plane = realloc(sink->resampled[c], sizeof(float) * (size_t)frames);
+    if (!plane) {
+      return AP_NO_MEMORY(error);
+    }
+    sink->resampled[c] = plane;
   }
-  sink->interleaved = buffer;
-  sink->interleaved_capacity = frames;
+  sink->resampled_capacity = frames;
   return AP_OK;
 }
 
-/* Planar source rate to interleaved MEASUREMENT_RATE, same layout. */
+/* Planar source rate to planar MEASUREMENT_RATE, same layout. */
 static ap_status_t create_resampler(analysis_sink_t *sink, ap_error_t *error) {
+  sink->resampled = calloc((size_t)sink->format.channels, sizeof(float *));
+  if (!sink->resampled) {
+    return AP_NO_MEMORY(error);
+  }
+
   AVChannelLayout layout;
   av_channel_layout_default(&layout, sink->format.channels);
   int status = swr_alloc_set_opts2(
-      &sink->resampler, &layout, AV_SAMPLE_FMT_FLT, MEASUREMENT_RATE, &layout,
+      &sink->resampler, &layout, AV_SAMPLE_FMT_FLTP, MEASUREMENT_RATE, &layout,
       AV_SAMPLE_FMT_FLTP, sink->format.sample_rate, 0, NULL);
   av_channel_layout_uninit(&layout);
   if (status >= 0) {
@@ -169,6 +161,28 @@ static ap_status_t create_resampler(analysis_sink_t *sink, ap_error_t *error) {
   return AP_OK;
 }
 
+static ap_status_t start_loudness(analysis_sink_t *sink, ap_error_t *error) {
+  sink->measurement_rate = sink->format.sample_rate;
+  if (sink->format.sample_rate < MIN_DIRECT_RATE) {
+    sink->measurement_rate = MEASUREMENT_RATE;
+    ap_status_t status = create_resampler(sink, error);
+    if (status != AP_OK) {
+      return status;
+    }
+  }
+
+  double *weights = calloc((size_t)sink->format.channels, sizeof(double));
+  if (!weights) {
+    return AP_NO_MEMORY(error);
+  }
+  compute_weights(sink, weights);
+  ap_status_t status =
+      ap_loudness_meter_create(sink->format.channels, sink->measurement_rate,
+                               weights, &sink->loudness, error);
+  free(weights);
+  return status;
+}
+
 static ap_status_t analysis_start(ap_sink_t *base,
                                   const ap_stream_format_t *format,
                                   ap_error_t *error) {
@@ -181,12 +195,11 @@ static ap_status_t analysis_start(ap_sink_t *base,
   sink->format = *format;
 
   unsigned analyses = sink->settings.analyses;
-  int mode = 0;
   if (has_flag(analyses, AP_ANALYZE_LOUDNESS)) {
-    /* EBUR128_MODE_HISTOGRAM keeps memory flat over hours of input and
-     * gives the same integrated loudness to 0.01 LU. */
-    mode |= EBUR128_MODE_I | EBUR128_MODE_S | EBUR128_MODE_M |
-            EBUR128_MODE_HISTOGRAM;
+    ap_status_t status = start_loudness(sink, error);
+    if (status != AP_OK) {
+      return status;
+    }
   }
   if (has_flag(analyses, AP_ANALYZE_TRUE_PEAK)) {
     ap_status_t status = ap_true_peak_meter_create(
@@ -196,48 +209,12 @@ static ap_status_t analysis_start(ap_sink_t *base,
     }
   }
 
-  sink->measurement_rate = format->sample_rate;
-  if (mode != 0) {
-    ap_status_t status = AP_OK;
-    if (format->sample_rate < MIN_DIRECT_RATE) {
-      sink->measurement_rate = MEASUREMENT_RATE;
-      status = create_resampler(sink, error);
-    }
-    if (status != AP_OK) {
-      return status;
-    }
-
-    sink->state = ebur128_init((unsigned)format->channels,
-                               (unsigned long)sink->measurement_rate, mode);
-    if (!sink->state) {
-      return AP_NO_MEMORY(error);
-    }
-    set_channel_map(sink);
-
-    status = reserve_interleaved(sink, AP_SINK_MAX_BLOCK_FRAMES, error);
-    if (status != AP_OK) {
-      return status;
-    }
-  }
-
-  if (has_flag(analyses, AP_ANALYZE_LOUDNESS)) {
-    sink->range = ap_loudness_range_create();
-    if (!sink->range) {
-      return AP_NO_MEMORY(error);
-    }
-  }
-
-  sink->step_frames =
-      sink->measurement_rate / 10 > 0 ? sink->measurement_rate / 10 : 1;
-  sink->max_momentary = -INFINITY;
-  sink->max_short_term = -INFINITY;
   sink->silence_level =
       (float)pow(10.0, sink->settings.silence_threshold_dbfs / 20.0);
   sink->first_loud_frame = -1;
   sink->last_loud_frame = -1;
   return AP_OK;
 }
-
 static void measure_levels(analysis_sink_t *sink, const float *const *planes,
                            int frames) {
   float peak = sink->sample_peak;
@@ -298,116 +275,37 @@ static void measure_silence(analysis_sink_t *sink, const float *const *planes,
   }
 }
 
-/* Samples momentary and short-term loudness at a 100 ms boundary, once a
- * whole 400 ms or 3 s window has been fed. */
-static void sample_loudness(analysis_sink_t *sink) {
-  double lufs;
-  sink->steps++;
-
-  if (sink->steps >= 4 &&
-      ebur128_loudness_momentary(sink->state, &lufs) == EBUR128_SUCCESS &&
-      lufs > sink->max_momentary) {
-    sink->max_momentary = lufs;
-  }
-
-  if (sink->steps >= 30 &&
-      ebur128_loudness_shortterm(sink->state, &lufs) == EBUR128_SUCCESS) {
-    if (lufs > sink->max_short_term) {
-      sink->max_short_term = lufs;
-    }
-    ap_loudness_range_add(sink->range, lufs);
-  }
-}
-
-/* Feeds `frames` interleaved frames at measurement_rate to libebur128,
- * sampling momentary and short-term loudness at each 100 ms boundary. */
-static ap_status_t feed_interleaved(analysis_sink_t *sink,
-                                    const float *interleaved, int frames,
-                                    ap_error_t *error) {
-  int channels = sink->format.channels;
-  int loudness = has_flag(sink->settings.analyses, AP_ANALYZE_LOUDNESS);
-  int offset = 0;
-  while (offset < frames) {
-    int count = frames - offset;
-    if (loudness && count > sink->step_frames - sink->frames_since_step) {
-      count = (int)(sink->step_frames - sink->frames_since_step);
-    }
-
-    int status = ebur128_add_frames_float(
-        sink->state, interleaved + (size_t)offset * channels, (size_t)count);
-    if (status != EBUR128_SUCCESS) {
-      return status == EBUR128_ERROR_NOMEM
-                 ? AP_NO_MEMORY(error)
-                 : ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_INTERNAL,
-                                "analysis: libebur128 rejected %d frames "
-                                "(status %d)",
-                                count, status);
-    }
-    offset += count;
-
-    if (loudness) {
-      sink->frames_since_step += count;
-      if (sink->frames_since_step == sink->step_frames) {
-        sink->frames_since_step = 0;
-        sample_loudness(sink);
-      }
-    }
-  }
-  return AP_OK;
-}
-
-/* Converts `frames` source frames (0 with NULL planes to flush) and
- * feeds what the resampler returns. */
-static ap_status_t feed_resampled(analysis_sink_t *sink,
-                                  const float *const *planes, int frames,
-                                  ap_error_t *error) {
+/* Converts `frames` source frames (0 with NULL planes to flush) to
+ * MEASUREMENT_RATE and meters what the resampler returns. */
+static ap_status_t measure_resampled(analysis_sink_t *sink,
+                                     const float *const *planes, int frames,
+                                     ap_error_t *error) {
   for (;;) {
     int capacity = swr_get_out_samples(sink->resampler, frames);
     if (capacity < 0) {
       capacity = 0;
     }
-    ap_status_t status = reserve_interleaved(sink, capacity + 1, error);
+    ap_status_t status = reserve_resampled(sink, capacity + 1, error);
     if (status != AP_OK) {
       return status;
     }
 
-    uint8_t *output[1] = {(uint8_t *)sink->interleaved};
     int converted =
-        swr_convert(sink->resampler, output, sink->interleaved_capacity,
-                    (const uint8_t **)planes, frames);
+        swr_convert(sink->resampler, (uint8_t **)sink->resampled,
+                    sink->resampled_capacity, (const uint8_t **)planes, frames);
     if (converted < 0) {
       return ap_error_set(error, AP_DOMAIN_MEDIA, AP_ERR_INTERNAL,
                           "analysis: resampling for the loudness measurement "
                           "failed (%d)",
                           converted);
     }
-    status = feed_interleaved(sink, sink->interleaved, converted, error);
-    if (status != AP_OK) {
-      return status;
-    }
+    ap_loudness_meter_write(sink->loudness,
+                            (const float *const *)sink->resampled, converted);
     /* Input is consumed in one call; a flush repeats until it is empty. */
     if (planes || converted == 0) {
       return AP_OK;
     }
   }
-}
-
-static ap_status_t feed_ebur128(analysis_sink_t *sink,
-                                const float *const *planes, int frames,
-                                ap_error_t *error) {
-  if (sink->resampler) {
-    return feed_resampled(sink, planes, frames, error);
-  }
-
-  int channels = sink->format.channels;
-  float *interleaved = sink->interleaved;
-  for (int channel = 0; channel < channels; channel++) {
-    const float *samples = planes[channel];
-    for (int i = 0; i < frames; i++) {
-      interleaved[(size_t)i * channels + channel] = samples[i];
-    }
-  }
-  return feed_interleaved(sink, interleaved, frames, error);
 }
 
 static ap_status_t analysis_write(ap_sink_t *base, const float *const *planes,
@@ -426,59 +324,55 @@ static ap_status_t analysis_write(ap_sink_t *base, const float *const *planes,
   if (has_flag(analyses, AP_ANALYZE_SILENCE)) {
     measure_silence(sink, planes, frames);
   }
-  if (sink->state) {
-    ap_status_t status = feed_ebur128(sink, planes, frames, error);
+  if (sink->resampler) {
+    ap_status_t status = measure_resampled(sink, planes, frames, error);
     if (status != AP_OK) {
       return status;
     }
+  } else if (sink->loudness) {
+    ap_loudness_meter_write(sink->loudness, planes, frames);
   }
   if (sink->true_peak) {
-    ap_status_t status =
-        ap_true_peak_meter_write(sink->true_peak, planes, frames, error);
-    if (status != AP_OK) {
-      return status;
-    }
+    ap_true_peak_meter_write(sink->true_peak, planes, frames);
   }
 
   sink->frames += frames;
   return AP_OK;
 }
-
 static double linear_to_db(double linear) {
   return linear > 0.0 ? 20.0 * log10(linear) : -INFINITY;
 }
 
 static void finish_loudness(analysis_sink_t *sink, ap_analysis_t *measured) {
-  double lufs = -HUGE_VAL;
-  int status = ebur128_loudness_global(sink->state, &lufs);
+  ap_loudness_summary_t summary;
+  ap_loudness_meter_summarize(sink->loudness, &summary);
 
   /* Under 400 ms of input not one gating block is complete; libebur128
    * would report -inf and ffmpeg -70 LUFS. */
   if (sink->frames * 10 < 4 * (int64_t)sink->format.sample_rate) {
     measured->integrated_undefined_reason = AP_REASON_TOO_SHORT;
-  } else if (status != EBUR128_SUCCESS || !isfinite(lufs)) {
+  } else if (!summary.integrated_defined) {
     measured->integrated_undefined_reason = AP_REASON_BELOW_ABSOLUTE_GATE;
   } else {
     measured->integrated_defined = 1;
-    measured->integrated_lufs = lufs;
+    measured->integrated_lufs = summary.integrated_lufs;
     measured->integrated_undefined_reason = NULL;
   }
 
-  double lu;
-  if (sink->steps < 30) {
+  if (summary.sub_blocks < 30) {
     measured->range_undefined_reason = AP_REASON_TOO_SHORT;
-  } else if (!ap_loudness_range_compute(sink->range, &lu)) {
+  } else if (!summary.range_defined) {
     measured->range_undefined_reason = AP_REASON_BELOW_ABSOLUTE_GATE;
   } else {
     measured->range_defined = 1;
-    measured->range_lu = lu;
+    measured->range_lu = summary.range_lu;
     measured->range_undefined_reason = NULL;
   }
 
-  measured->momentary_defined = isfinite(sink->max_momentary);
-  measured->max_momentary_lufs = sink->max_momentary;
-  measured->short_term_defined = isfinite(sink->max_short_term);
-  measured->max_short_term_lufs = sink->max_short_term;
+  measured->momentary_defined = isfinite(summary.max_momentary_lufs);
+  measured->max_momentary_lufs = summary.max_momentary_lufs;
+  measured->short_term_defined = isfinite(summary.max_short_term_lufs);
+  measured->max_short_term_lufs = summary.max_short_term_lufs;
 }
 
 static ap_status_t analysis_finish(ap_sink_t *base, ap_error_t *error) {
@@ -486,8 +380,8 @@ static ap_status_t analysis_finish(ap_sink_t *base, ap_error_t *error) {
   ap_analysis_t *measured = &sink->measured;
   unsigned analyses = sink->settings.analyses;
 
-  if (sink->resampler && sink->state) {
-    ap_status_t status = feed_resampled(sink, NULL, 0, error);
+  if (sink->resampler) {
+    ap_status_t status = measure_resampled(sink, NULL, 0, error);
     if (status != AP_OK) {
       return status;
     }
@@ -503,10 +397,7 @@ static ap_status_t analysis_finish(ap_sink_t *base, ap_error_t *error) {
   }
 
   if (sink->true_peak) {
-    ap_status_t status = ap_true_peak_meter_finish(sink->true_peak, error);
-    if (status != AP_OK) {
-      return status;
-    }
+    ap_true_peak_meter_finish(sink->true_peak);
     measured->true_peak_dbtp =
         linear_to_db(ap_true_peak_meter_peak(sink->true_peak));
   }
@@ -541,13 +432,15 @@ static void analysis_destroy(ap_sink_t *base) {
   if (!sink) {
     return;
   }
-  if (sink->state) {
-    ebur128_destroy(&sink->state);
-  }
+  ap_loudness_meter_free(sink->loudness);
   swr_free(&sink->resampler);
+  if (sink->resampled) {
+    for (int c = 0; c < sink->format.channels; c++) {
+      free(sink->resampled[c]);
+    }
+    free(sink->resampled);
+  }
   ap_true_peak_meter_free(sink->true_peak);
-  ap_loudness_range_free(sink->range);
-  free(sink->interleaved);
   free(sink);
 }
 

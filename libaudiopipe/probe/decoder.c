@@ -455,12 +455,6 @@ static ap_status_t configure_converter(ap_decoder_t *decoder,
  * frame into the planes. Returns the frame count or a negative status. */
 static int convert_block(ap_decoder_t *decoder, ap_error_t *error) {
   AVFrame *frame = decoder->frame;
-  if (!decoder->resampler || frame->format != decoder->converter_format) {
-    ap_status_t status = configure_converter(decoder, frame, error);
-    if (status != AP_OK) {
-      return -status;
-    }
-  }
   int left = frame->nb_samples - decoder->frame_offset;
   int count = left < AP_SINK_MAX_BLOCK_FRAMES ? left : AP_SINK_MAX_BLOCK_FRAMES;
   if (decoder->frame_limit >= 0 &&
@@ -472,9 +466,32 @@ static int convert_block(ap_decoder_t *decoder, ap_error_t *error) {
     return 0;
   }
 
+  int channels = decoder->format.channels;
+  if (frame->format == AV_SAMPLE_FMT_FLTP &&
+      frame->ch_layout.nb_channels == channels) {
+    /* Planar float already (MP3, AAC, Vorbis, Opus): the planes point
+     * into the frame, which stays referenced until the next read. */
+    for (int c = 0; c < channels; c++) {
+      decoder->planes[c] =
+          (float *)frame->extended_data[c] + decoder->frame_offset;
+    }
+    decoder->frame_offset += count;
+    return count;
+  }
+  for (int c = 0; c < channels; c++) {
+    decoder->planes[c] =
+        decoder->plane_storage + (size_t)c * AP_SINK_MAX_BLOCK_FRAMES;
+  }
+
+  if (!decoder->resampler || frame->format != decoder->converter_format) {
+    ap_status_t status = configure_converter(decoder, frame, error);
+    if (status != AP_OK) {
+      return -status;
+    }
+  }
+
   int bytes = av_get_bytes_per_sample(frame->format);
   const uint8_t *inputs[HARD_MAX_CHANNELS];
-  int channels = decoder->format.channels;
   if (av_sample_fmt_is_planar(frame->format)) {
     for (int c = 0; c < channels; c++) {
       inputs[c] =
