@@ -449,7 +449,7 @@ class Deployment:
         self.env = env
         self.httpd_ports = [free_port(), free_port()]
         self.httpd = [None, None]
-        self.workers = []  # (name, process, log path)
+        self.workers = []  # (name, process, log path, metrics port)
 
     def start_httpd(self, index):
         env = dict(self.env)
@@ -478,9 +478,7 @@ class Deployment:
         process = self.services.spawn(
             name, [self.args.worker, "--metrics-listen",
                    "127.0.0.1:%d" % port], env)
-        self.workers.append((name, process,
-                             os.path.join(self.services.root,
-                                          name + ".log")))
+        self.workers.append((name, process, self.log_path(name), port))
         ready = wait_until(
             lambda: process.poll() is not None or
             send("http://127.0.0.1:%d/metrics" % port, timeout=2).status
@@ -489,6 +487,26 @@ class Deployment:
 
     def log_path(self, name):
         return os.path.join(self.services.root, name + ".log")
+
+    def metrics_urls(self):
+        """The /metrics of every running httpd and worker."""
+        urls = ["http://127.0.0.1:%d/metrics" % port
+                for port, process in zip(self.httpd_ports, self.httpd)
+                if process and process.poll() is None]
+        urls += ["http://127.0.0.1:%d/metrics" % worker[3]
+                 for worker in self.workers if worker[1].poll() is None]
+        return urls
+
+    def metric_sum(self, name):
+        """Sums every series of the metric `name` over the running
+        processes."""
+        total = 0.0
+        for url in self.metrics_urls():
+            for line in send(url, timeout=5).body.decode().splitlines():
+                if line.startswith(name + " ") or \
+                        line.startswith(name + "{"):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
 
 
 def log_lines(path):
@@ -789,7 +807,7 @@ def phase_kill(base, args, deployment, book, ledger, root):
     check("kill: job runs with progress", wait_until(is_running, 60, 0.05),
           running)
     holder = None
-    for name, process, path in deployment.workers:
+    for name, process, path, _ in deployment.workers:
         if process.poll() is None and any(
                 line.get("event") == "job_started" and
                 line.get("job_id") == job_id for line in log_lines(path)):
@@ -815,9 +833,10 @@ def phase_kill(base, args, deployment, book, ledger, root):
     return job_id
 
 
-def phase_redis(base, args, redis, book, ledger):
+def phase_redis(base, args, deployment, redis, book, ledger):
     """Uploads while Redis is down, after it restarts, and after
-    FLUSHALL; each job must still complete (clients poll)."""
+    FLUSHALL. Each job must still complete, because workers and event
+    streams fall back to polling the metadata store."""
     job_ids = []
 
     def batch(step):
@@ -830,13 +849,23 @@ def phase_redis(base, args, redis, book, ledger):
                 book.add(asset, "redis " + step)
                 job_ids.append((step, asset["job_id"]))
 
+    publishes = deployment.metric_sum("audiopipe_redis_publishes_total")
+    check("redis: job changes were published", publishes > 0, publishes)
     check("redis: stops by PID", redis.stop() == 0)
+    failures_before = deployment.metric_sum(
+        "audiopipe_redis_publish_failures_total")
     batch("down")
     down = [poll_job(base, j, 90) for s, j in job_ids if s == "down"]
     check("redis: jobs complete while Redis is down",
           len(down) == REDIS_UPLOADS_PER_STEP and
           all(d.get("state") == "succeeded" for d in down),
           [(d.get("id"), d.get("state")) for d in down])
+    failures_after = deployment.metric_sum(
+        "audiopipe_redis_publish_failures_total")
+    check("redis: the outage shows as failed publishes",
+          failures_after > failures_before,
+          (failures_before, failures_after))
+
     check("redis: starts again on its port", redis.start())
     batch("restarted")
     check("redis: FLUSHALL", redis.command("FLUSHALL") == b"+OK")
@@ -846,6 +875,13 @@ def phase_redis(base, args, redis, book, ledger):
           len(later) == 2 * REDIS_UPLOADS_PER_STEP and
           all(d.get("state") == "succeeded" for d in later),
           [(d.get("id"), d.get("state")) for d in later])
+    recovered = deployment.metric_sum("audiopipe_redis_publishes_total")
+    check("redis: publishing resumed after the restart",
+          recovered > publishes, (publishes, recovered))
+    logged = [name for name, _, path, _ in deployment.workers
+              if any(line.get("event") == "redis_recovered"
+                     for line in log_lines(path))]
+    check("redis: a worker logged the recovery", logged, logged)
     check("redis: no upload request failed", not ledger.failed("redis"),
           ledger.failed("redis")[:5])
 
@@ -920,13 +956,13 @@ def phase_verify(base, deployment, book, killed_job, endpoint, credentials):
           not wrong_history, wrong_history[:3])
 
     statuses = []
-    for name, process, _ in deployment.workers:
+    for name, process, _, _ in deployment.workers:
         if process.poll() is None:
             statuses.append((name, deployment.services.stop(process)))
     check("verify: running workers exit 0 on SIGTERM",
           all(s == 0 for _, s in statuses), statuses)
     completions = collections.Counter()
-    for _, _, path in deployment.workers:
+    for _, _, path, _ in deployment.workers:
         for line in log_lines(path):
             if line.get("event") == "job_succeeded":
                 completions[line.get("job_id")] += 1
@@ -1122,7 +1158,8 @@ def run_phases(args, deployment, backends, base, book, timings):
 
     mark = time.time()
     if backends.redis:
-        phase_redis(base, args, backends.redis, book, ledger)
+        phase_redis(base, args, deployment, backends.redis, book,
+                    ledger)
         timings["redis"] = time.time() - mark
     else:
         print("SKIP redis phase: Redis is not part of this deployment")
