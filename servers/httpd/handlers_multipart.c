@@ -4,7 +4,7 @@
  *   GET /v1/uploads/{id}/parts       parts stored so far, to resume
  *   DELETE /v1/uploads/{id}          abort any pending upload
  * and the "parts" list of POST /v1/uploads/{id}/complete. Another
- * owner's upload is answered 404, like a missing one.
+ * owner's upload gets 404, like a missing one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +15,10 @@
 
 #include "server.h"
 
-/* Longest decimal part number accepted, for 1..10000. */
+/* Maximum digits of a part number, for 1..10000. */
 #define PART_NUMBER_MAX_DIGITS 5
 
-/* Answers 404 for an upload id that cannot exist; returns 1 then. */
+/* Responds 404 to an upload id that cannot exist and returns 1. */
 static int reject_bad_id(httpd_request_t *request,
                          struct MHD_Connection *connection,
                          enum MHD_Result *result) {

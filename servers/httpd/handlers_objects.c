@@ -35,6 +35,10 @@
 /* Longest form field kept before the file; the policy is the longest. */
 #define FORM_FIELD_MAX_BYTES 8192
 
+/* Body bytes read and discarded after a form failed, before the
+ * connection is closed without an answer. */
+#define FORM_DRAIN_MAX_BYTES (64 * 1024 * 1024)
+
 /* A form field received before the file field. */
 typedef struct form_field {
   char *value;
@@ -51,7 +55,8 @@ typedef struct object_body {
   form_field_t content_type;
   form_field_t policy;
   form_field_t signature;
-  int file_seen; /* a file field started; fields after it are ignored */
+  int file_seen;    /* a file field started; fields after it are ignored */
+  uint64_t drained; /* bytes discarded since the failure */
   ap_error_t failure;
   int failed;
 } object_body_t;
@@ -149,7 +154,7 @@ static int format_etag(EVP_MD_CTX *md5, char *etag, size_t size) {
   return 1;
 }
 
-/* Answers {"key", "size_bytes"} with an optional ETag header. */
+/* Responds {"key", "size_bytes"} with an optional ETag header. */
 static enum MHD_Result respond_stored(httpd_request_t *request,
                                       struct MHD_Connection *connection,
                                       const char *key, int64_t size,
@@ -340,7 +345,7 @@ static enum MHD_Result object_post_begin(httpd_request_t *request,
   return MHD_YES;
 }
 
-/* Answers a failed form: 400 for a body past the policy's maximum, as
+/* Responds to a failed form: 400 for a body past the policy's maximum, as
  * S3 answers EntityTooLarge, else the error's own status. */
 static enum MHD_Result respond_form_failure(httpd_request_t *request,
                                             struct MHD_Connection *connection,
@@ -363,15 +368,20 @@ static enum MHD_Result object_post_body(httpd_request_t *request,
   if (*size > 0) {
     size_t length = *size;
     *size = 0;
-    if (MHD_post_process(body->post_processor, data, length) != MHD_YES) {
-      if (!body->failed) {
-        ap_error_t error = {0};
-        httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
-                        "the body is not a valid multipart/form-data "
-                        "form");
-        body_fail(body, &error);
-      }
-      return respond_form_failure(request, connection, &body->failure);
+    /* libmicrohttpd 0.9.75 cannot queue a response while the body is
+     * still arriving. A failed form is therefore drained and answered at
+     * its end, and a client that keeps sending far past the failure is
+     * cut off. */
+    if (body->failed) {
+      body->drained += length;
+      return body->drained > FORM_DRAIN_MAX_BYTES ? MHD_NO : MHD_YES;
+    }
+    if (MHD_post_process(body->post_processor, data, length) != MHD_YES &&
+        !body->failed) {
+      ap_error_t error = {0};
+      httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
+                      "the body is not a valid multipart/form-data form");
+      body_fail(body, &error);
     }
     return MHD_YES;
   }
