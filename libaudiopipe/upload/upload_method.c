@@ -229,6 +229,8 @@ ap_status_t ap_upload_issue_method_ticket(ap_context_t *context,
     if (status == AP_OK) {
       ticket->request.method = strdup("PUT");
       ticket->request.url = strdup("");
+      /* NOTE: the whole multipart upload expires with uploads.url_ttl,
+       * as a put does, so a slow client must send every part in time. */
       ticket->request.expires_at = ap_time_now_ms() / 1000 + ttl_seconds;
       if (!ticket->request.method || !ticket->request.url) {
         status = AP_NO_MEMORY(error);

@@ -299,7 +299,8 @@ static ap_status_t list_stored_parts(ap_context_t *context,
     if (status == AP_OK && list.status != AP_OK) {
       status = AP_NO_MEMORY(error);
     }
-    /* Listing is in key order, and five digits make that part order. */
+    /* Listing is in key order, and five digits make that part order.
+     * NOTE: every listing reads each stored part to hash it. */
     for (size_t i = 0; status == AP_OK && i < list.count; i++) {
       char key[AP_OBJECT_KEY_MAX_LENGTH + 1];
       part_key(upload, list.parts[i].number, key, sizeof key);
@@ -493,6 +494,9 @@ ap_status_t ap_upload_multipart_complete(ap_context_t *context,
     return ap_upload_complete(context, owner, upload_id, out, error);
   }
 
+  /* NOTE: a completion racing another of the same upload may find the
+   * parts already assembled and gone, and fail with "parts:"; a later
+   * call returns the asset. */
   ap_upload_part_t *stored = NULL;
   size_t stored_count = 0;
   status = list_stored_parts(context, &upload, &stored, &stored_count, error);
