@@ -78,7 +78,7 @@ static int run_request(sqlite3 *db, ap_sqlite_write_request_t *request) {
 static void run_batch(ap_sqlite_store_t *store,
                       ap_sqlite_write_request_t *first,
                       ap_sqlite_write_request_t *end) {
-  sqlite3 *db = ap_sqlite_acquire(store);
+  sqlite3 *db = ap_sqlite_acquire_group_writer(store);
   ap_sqlite_write_request_t *start = first;
   while (start != end) {
     ap_error_t error;

@@ -44,10 +44,16 @@ typedef struct ap_sqlite_write_request {
 
 typedef struct ap_sqlite_store {
   char *path;
+  /* pool_size connections that ap_sqlite_acquire lends, then one more
+   * that only the running group-commit batch uses. A connection that
+   * alone commits the batches keeps its page cache, because SQLite drops
+   * a connection's cache whenever another connection wrote since its last
+   * transaction. */
   sqlite3 **connections;
   ap_sqlite_statement_cache_t *caches; /* one per connection */
   int *in_use;
   int pool_size;
+  int connection_count; /* connections opened: pool_size + 1 once open */
   pthread_mutex_t mutex;
   pthread_cond_t available;
   /* Serialises this process's writers before they reach SQLite's lock, so
@@ -86,6 +92,11 @@ ap_status_t ap_sqlite_store_open(const char *uri, const ap_config_t *config,
 
 /* Borrows a connection, waiting while every connection is in use. */
 sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store);
+
+/* Borrows the connection reserved for group-commit batches; the caller
+ * must be the one batch running (sqlite_group.c) and hands it back with
+ * ap_sqlite_release. */
+sqlite3 *ap_sqlite_acquire_group_writer(ap_sqlite_store_t *store);
 
 /* Returns a connection to the pool; rolls back a transaction left open. */
 void ap_sqlite_release(ap_sqlite_store_t *store, sqlite3 *db);

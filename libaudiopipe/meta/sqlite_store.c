@@ -54,7 +54,7 @@ ap_status_t ap_sqlite_exec(sqlite3 *db, const char *sql, ap_error_t *error) {
 
 /* Returns the entry of holds_write for `db`. */
 static int *write_flag(ap_sqlite_store_t *store, sqlite3 *db) {
-  for (int i = 0; i < store->pool_size; i++) {
+  for (int i = 0; i < store->connection_count; i++) {
     if (store->connections[i] == db) {
       return &store->holds_write[i];
     }
@@ -71,6 +71,23 @@ static void release_writer(ap_sqlite_store_t *store, sqlite3 *db) {
   }
 }
 
+/* Runs `sql`, a statement without results, through the statement cache
+ * of a borrowed connection, so BEGIN and COMMIT are not parsed again on
+ * every transaction. */
+static ap_status_t run_cached(sqlite3 *db, const char *sql, ap_error_t *error) {
+  sqlite3_stmt *statement = NULL;
+  ap_status_t status = ap_sqlite_prepare(db, sql, &statement, sql, error);
+  if (status != AP_OK) {
+    return status;
+  }
+  int rc = sqlite3_step(statement);
+  if (rc != SQLITE_DONE) {
+    status = ap_sqlite_error(error, db, rc, sql);
+  }
+  ap_sqlite_finish(statement);
+  return status;
+}
+
 ap_status_t ap_sqlite_begin(ap_sqlite_store_t *store, sqlite3 *db,
                             ap_error_t *error) {
   int *flag = write_flag(store, db);
@@ -80,19 +97,17 @@ ap_status_t ap_sqlite_begin(ap_sqlite_store_t *store, sqlite3 *db,
   }
   pthread_mutex_lock(&store->write_mutex);
   *flag = 1;
-  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-  if (rc != SQLITE_OK) {
+  ap_status_t status = run_cached(db, "BEGIN IMMEDIATE", error);
+  if (status != AP_OK) {
     release_writer(store, db);
-    return ap_sqlite_error(error, db, rc, "BEGIN IMMEDIATE");
   }
-  return AP_OK;
+  return status;
 }
 
 ap_status_t ap_sqlite_commit(ap_sqlite_store_t *store, sqlite3 *db,
                              ap_error_t *error) {
-  int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-  if (rc != SQLITE_OK) {
-    ap_status_t status = ap_sqlite_error(error, db, rc, "COMMIT");
+  ap_status_t status = run_cached(db, "COMMIT", error);
+  if (status != AP_OK) {
     ap_sqlite_rollback(store, db);
     return status;
   }
@@ -267,11 +282,20 @@ sqlite3 *ap_sqlite_acquire(ap_sqlite_store_t *store) {
   }
 }
 
+sqlite3 *ap_sqlite_acquire_group_writer(ap_sqlite_store_t *store) {
+  int index = store->pool_size;
+  pthread_mutex_lock(&store->mutex);
+  store->in_use[index] = 1;
+  pthread_mutex_unlock(&store->mutex);
+  push_borrowed(&store->caches[index]);
+  return store->connections[index];
+}
+
 void ap_sqlite_release(ap_sqlite_store_t *store, sqlite3 *db) {
   pop_borrowed(db);
   ap_sqlite_rollback(store, db);
   pthread_mutex_lock(&store->mutex);
-  for (int i = 0; i < store->pool_size; i++) {
+  for (int i = 0; i < store->connection_count; i++) {
     if (store->connections[i] == db) {
       store->in_use[i] = 0;
     }
@@ -400,7 +424,7 @@ static ap_status_t start_checkpoints(ap_sqlite_store_t *store,
   if (status != AP_OK) {
     return status;
   }
-  for (int i = 0; i < store->pool_size; i++) {
+  for (int i = 0; i < store->connection_count; i++) {
     sqlite3_wal_hook(store->connections[i], on_wal_commit, store);
   }
   if (pthread_create(&store->checkpoint_thread, NULL, checkpoint_loop, store) !=
@@ -437,7 +461,7 @@ static void sqlite_close(void *state) {
     return;
   }
   stop_checkpoints(store);
-  for (int i = 0; i < store->pool_size; i++) {
+  for (int i = 0; i < store->connection_count; i++) {
     clear_cache(&store->caches[i]);
     sqlite3_close(store->connections[i]);
   }
@@ -572,17 +596,20 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
   pthread_cond_init(&store->group_done, NULL);
   store->settings = *settings;
   store->path = strdup(path);
-  store->connections = calloc((size_t)pool_size, sizeof *store->connections);
-  store->in_use = calloc((size_t)pool_size, sizeof *store->in_use);
-  store->holds_write = calloc((size_t)pool_size, sizeof *store->holds_write);
-  store->caches = calloc((size_t)pool_size, sizeof *store->caches);
+  /* The borrowable connections, then the group-commit writer. */
+  size_t count = (size_t)pool_size + 1;
+  store->pool_size = (int)pool_size;
+  store->connections = calloc(count, sizeof *store->connections);
+  store->in_use = calloc(count, sizeof *store->in_use);
+  store->holds_write = calloc(count, sizeof *store->holds_write);
+  store->caches = calloc(count, sizeof *store->caches);
   if (!store->path || !store->connections || !store->in_use ||
       !store->holds_write || !store->caches) {
     sqlite_close(store);
     return AP_NO_MEMORY(error);
   }
 
-  for (int i = 0; i < (int)pool_size; i++) {
+  for (int i = 0; i < (int)count; i++) {
     status = open_connection(path, busy_timeout_ms, synchronous,
                              &store->connections[i], error);
     if (status != AP_OK) {
@@ -590,7 +617,7 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
       return status;
     }
     store->caches[i].db = store->connections[i];
-    store->pool_size = i + 1;
+    store->connection_count = i + 1;
   }
   status = start_checkpoints(store, busy_timeout_ms, synchronous, error);
   if (status != AP_OK) {

@@ -193,7 +193,7 @@ static void group_fails_only_failed_request(void **state) {
       ap_sqlite_exec(db, "CREATE TABLE rows (id TEXT PRIMARY KEY)", NULL),
       AP_OK);
   ap_sqlite_release(store, db);
-  for (int i = 0; i < store->pool_size; i++) {
+  for (int i = 0; i < store->connection_count; i++) {
     sqlite3_commit_hook(store->connections[i], count_commit, NULL);
   }
 

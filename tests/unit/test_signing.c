@@ -15,6 +15,9 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
 
 #include <audiopipe/config.h>
 #include <audiopipe/storage.h>
@@ -235,6 +238,89 @@ static void hmac_matches_rfc_4231(void **state) {
   hex(digest, sizeof digest, text);
   assert_string_equal(
       text, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+/* Computes the reference HMAC-SHA256 with OpenSSL's one-shot HMAC(). */
+static void reference_hmac(const void *key, size_t key_length, const char *data,
+                           unsigned char *digest) {
+  unsigned int length = 0;
+  assert_non_null(HMAC(EVP_sha256(), key, (int)key_length,
+                       (const unsigned char *)data, strlen(data), digest,
+                       &length));
+  assert_int_equal(length, AP_HMAC_SHA256_SIZE);
+}
+
+/* Each thread reuses one keyed context: switching keys, repeating a key,
+ * an empty key and a key too long to keep must all give the digest of a
+ * fresh computation. */
+static void hmac_reuse_follows_key_changes(void **state) {
+  (void)state;
+  static unsigned char long_key[600];
+  memset(long_key, 0xaa, sizeof long_key);
+  const struct {
+    const void *key;
+    size_t length;
+    const char *data;
+  } cases[] = {
+      {"first secret", 12, "GET\nhost\n/a"},
+      {"first secret", 12, "PUT\nhost\n/b"},
+      {"second secret", 13, "GET\nhost\n/a"},
+      {"", 0, ""},
+      {long_key, sizeof long_key, "long key"},
+      {long_key, sizeof long_key, "long key again"},
+      {"first secret", 12, "GET\nhost\n/a"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    unsigned char digest[AP_HMAC_SHA256_SIZE];
+    unsigned char expected[AP_HMAC_SHA256_SIZE];
+    ap_error_t error = {0};
+    assert_int_equal(ap_hmac_sha256(cases[i].key, cases[i].length,
+                                    cases[i].data, strlen(cases[i].data),
+                                    digest, &error),
+                     AP_OK);
+    reference_hmac(cases[i].key, cases[i].length, cases[i].data, expected);
+    assert_memory_equal(digest, expected, sizeof digest);
+  }
+}
+
+#define HMAC_THREADS 4
+#define HMAC_ROUNDS 200
+
+typedef struct hmac_thread {
+  char key[32];
+  int mismatches;
+} hmac_thread_t;
+
+static void *sign_in_thread(void *argument) {
+  hmac_thread_t *thread = argument;
+  unsigned char expected[AP_HMAC_SHA256_SIZE];
+  reference_hmac(thread->key, strlen(thread->key), "canonical", expected);
+  for (int i = 0; i < HMAC_ROUNDS; i++) {
+    unsigned char digest[AP_HMAC_SHA256_SIZE];
+    if (ap_hmac_sha256(thread->key, strlen(thread->key), "canonical", 9, digest,
+                       NULL) != AP_OK ||
+        memcmp(digest, expected, sizeof digest) != 0) {
+      thread->mismatches++;
+    }
+  }
+  return NULL;
+}
+
+/* Threads signing under different keys at once do not share contexts. */
+static void hmac_threads_keep_own_keys(void **state) {
+  (void)state;
+  hmac_thread_t threads[HMAC_THREADS];
+  pthread_t handles[HMAC_THREADS];
+  for (int i = 0; i < HMAC_THREADS; i++) {
+    memset(&threads[i], 0, sizeof threads[i]);
+    snprintf(threads[i].key, sizeof threads[i].key, "thread key %d", i);
+    assert_int_equal(
+        pthread_create(&handles[i], NULL, sign_in_thread, &threads[i]), 0);
+  }
+  for (int i = 0; i < HMAC_THREADS; i++) {
+    assert_int_equal(pthread_join(handles[i], NULL), 0);
+    assert_int_equal(threads[i].mismatches, 0);
+  }
 }
 
 /* ---- Presigning ------------------------------------------------------ */
@@ -658,6 +744,8 @@ static void base_url_path_prefix_kept(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(hmac_matches_rfc_4231),
+      cmocka_unit_test(hmac_reuse_follows_key_changes),
+      cmocka_unit_test(hmac_threads_keep_own_keys),
       SIGNING_TEST(presigned_put_has_url_and_headers),
       SIGNING_TEST(valid_put_verifies),
       SIGNING_TEST(tampered_parameters_fail),
