@@ -50,12 +50,13 @@ typedef struct job_fixture {
   ap_mongo_store_t *store; /* the context's backend state */
 } job_fixture_t;
 
-/* Opens a context on a new database. retry_base and retry_max are
- * jobs.retry_base and jobs.retry_max ("0ms" for immediate retries). */
-static void fixture_open(job_fixture_t *fixture, const char *retry_base,
-                         const char *retry_max) {
+/* Opens a context on the database of `uri` (taken over), dropped first.
+ * retry_base and retry_max are jobs.retry_base and jobs.retry_max ("0ms"
+ * for immediate retries). */
+static void fixture_open_uri(job_fixture_t *fixture, char *uri,
+                             const char *retry_base, const char *retry_max) {
   memset(fixture, 0, sizeof *fixture);
-  fixture->uri = mongo_fixture_uri("apjobs");
+  fixture->uri = uri;
   assert_non_null(fixture->uri);
   mongo_fixture_drop(fixture->uri);
 
@@ -87,6 +88,12 @@ static void fixture_open(job_fixture_t *fixture, const char *retry_base,
   ap_meta_store_t *meta = ap_context_meta_store(fixture->context);
   assert_string_equal(meta->backend->name, "mongodb");
   fixture->store = meta->state;
+}
+
+/* Opens a context on a new database of the server under test. */
+static void fixture_open(job_fixture_t *fixture, const char *retry_base,
+                         const char *retry_max) {
+  fixture_open_uri(fixture, mongo_fixture_uri("apjobs"), retry_base, retry_max);
 }
 
 static void fixture_close(job_fixture_t *fixture) {
@@ -993,6 +1000,89 @@ static void worker_runs_each_job_once(void **state) {
   fixture_close(&fixture);
 }
 
+/* Runs the test server script with `action` (start or stop) on the spare
+ * port. */
+static int run_private_server(const char *action) {
+  char command[1024];
+  snprintf(command, sizeof command, "'%s' %s '%s' %d", AP_TEST_MONGO_SCRIPT,
+           action, AP_TEST_MONGO_DIR, AP_TEST_MONGO_SPARE_PORT);
+  return system(command);
+}
+
+static int stop_private_server(void **state) {
+  (void)state;
+  return run_private_server("stop") == 0 ? 0 : -1;
+}
+
+/* With the server down, job calls fail with AP_ERR_UNAVAILABLE naming the
+ * host and the job, and the first calls after it returns succeed on the
+ * same context. The test server keeps nothing across a restart, so the
+ * job claimed before the outage is gone afterwards. */
+static void outage_gives_unavailable(void **state) {
+  (void)state;
+  assert_int_equal(run_private_server("start"), 0);
+  char host[64];
+  snprintf(host, sizeof host, "127.0.0.1:%d", AP_TEST_MONGO_SPARE_PORT);
+  char *uri = malloc(256);
+  assert_non_null(uri);
+  snprintf(uri, 256,
+           "mongodb://%s/apjobs_outage?replicaSet=rs0&"
+           "serverSelectionTimeoutMS=1500",
+           host);
+  job_fixture_t fixture;
+  fixture_open_uri(&fixture, uri, "0ms", "0ms");
+
+  ap_job_enqueue_options_t options;
+  options_for(&options, "process_asset");
+  assert_int_equal(ap_job_enqueue(fixture.context, &options, NULL, NULL),
+                   AP_OK);
+  ap_job_t *job = NULL;
+  assert_int_equal(
+      ap_job_claim(fixture.context, "worker-1", 60000, NULL, 0, &job, NULL),
+      AP_OK);
+  assert_non_null(job);
+  const char *id = ap_job_id(job);
+  const char *token = ap_job_claim_token(job);
+
+  assert_int_equal(run_private_server("stop"), 0);
+  ap_error_t error = {0};
+  assert_int_equal(ap_job_heartbeat(fixture.context, id, token, 60000, &error),
+                   AP_ERR_UNAVAILABLE);
+  assert_non_null(strstr(error.message, host));
+  assert_non_null(strstr(error.message, id));
+  ap_job_t *none = NULL;
+  assert_int_equal(
+      ap_job_claim(fixture.context, "worker-1", 60000, NULL, 0, &none, &error),
+      AP_ERR_UNAVAILABLE);
+  assert_null(none);
+  assert_non_null(strstr(error.message, host));
+  assert_int_equal(ap_job_enqueue(fixture.context, &options, NULL, &error),
+                   AP_ERR_UNAVAILABLE);
+  assert_non_null(strstr(error.message, host));
+
+  assert_int_equal(run_private_server("start"), 0);
+  ap_job_t *queued = NULL;
+  if (ap_job_enqueue(fixture.context, &options, &queued, &error) != AP_OK) {
+    fail_msg("enqueue after the restart: %s", error.message);
+  }
+  ap_job_t *again = NULL;
+  assert_int_equal(
+      ap_job_claim(fixture.context, "worker-1", 60000, NULL, 0, &again, NULL),
+      AP_OK);
+  assert_non_null(again);
+  assert_string_equal(ap_job_id(again), ap_job_id(queued));
+  assert_int_equal(ap_job_complete(fixture.context, ap_job_id(again),
+                                   ap_job_claim_token(again), NULL, &error),
+                   AP_OK);
+  assert_int_equal(ap_job_heartbeat(fixture.context, id, token, 60000, &error),
+                   AP_ERR_NOT_FOUND);
+
+  ap_job_free(again);
+  ap_job_free(queued);
+  ap_job_free(job);
+  fixture_close(&fixture);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(enqueue_get_round_trip),
@@ -1009,6 +1099,7 @@ int main(void) {
       cmocka_unit_test(stats_count_by_state),
       cmocka_unit_test(owner_isolation),
       cmocka_unit_test(worker_runs_each_job_once),
+      cmocka_unit_test_teardown(outage_gives_unavailable, stop_private_server),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
