@@ -153,3 +153,89 @@ int ap_mongo_get_document(const bson_t *document, const char *key,
   bson_iter_document(&iter, &length, &data);
   return bson_init_static(out, data, length) ? 0 : -1;
 }
+
+bson_t *ap_mongo_transaction_reply(ap_mongo_transaction_t *transaction) {
+  bson_destroy(&transaction->reply);
+  bson_init(&transaction->reply);
+  return &transaction->reply;
+}
+
+/* State of one ap_mongo_run_transaction call, shared with its callback. */
+typedef struct transaction_call {
+  ap_mongo_transaction_t transaction;
+  ap_mongo_transaction_function_t function;
+  void *argument;
+  ap_status_t status;
+  ap_error_t error;
+} transaction_call_t;
+
+/* The with_transaction callback. It may run several times: the driver
+ * retries the whole callback when an operation fails with the
+ * TransientTransactionError label (a write conflict, a failover), which
+ * it finds in the reply handed back here. */
+static bool run_attempt(mongoc_client_session_t *session, void *context,
+                        bson_t **reply, bson_error_t *driver_error) {
+  transaction_call_t *call = context;
+  (void)session;
+  ap_error_clear(&call->error);
+  ap_mongo_transaction_reply(&call->transaction);
+  call->status =
+      call->function(&call->transaction, call->argument, &call->error);
+  if (call->status == AP_OK) {
+    return true;
+  }
+  *reply = bson_copy(&call->transaction.reply);
+  bson_set_error(driver_error, MONGOC_ERROR_TRANSACTION,
+                 MONGOC_ERROR_TRANSACTION_INVALID_STATE, "%s",
+                 call->error.message);
+  return false;
+}
+
+ap_status_t ap_mongo_run_transaction(ap_mongo_store_t *store,
+                                     mongoc_client_t *client, const char *what,
+                                     ap_mongo_transaction_function_t function,
+                                     void *argument, ap_error_t *error) {
+  bson_error_t driver_error;
+  mongoc_client_session_t *session =
+      mongoc_client_start_session(client, NULL, &driver_error);
+  if (!session) {
+    return ap_mongo_error(&driver_error, what, error);
+  }
+
+  transaction_call_t call;
+  memset(&call, 0, sizeof call);
+  call.transaction.store = store;
+  call.transaction.session = session;
+  call.transaction.client = client;
+  bson_init(&call.transaction.options);
+  bson_init(&call.transaction.reply);
+  call.function = function;
+  call.argument = argument;
+  if (!mongoc_client_session_append(session, &call.transaction.options,
+                                    &driver_error)) {
+    bson_destroy(&call.transaction.options);
+    bson_destroy(&call.transaction.reply);
+    mongoc_client_session_destroy(session);
+    return ap_mongo_error(&driver_error, what, error);
+  }
+
+  bson_t reply;
+  bool committed = mongoc_client_session_with_transaction(
+      session, run_attempt, NULL, &call, &reply, &driver_error);
+  bson_destroy(&reply);
+  bson_destroy(&call.transaction.options);
+  bson_destroy(&call.transaction.reply);
+  mongoc_client_session_destroy(session);
+
+  if (committed) {
+    return AP_OK;
+  }
+  if (call.status != AP_OK) {
+    /* The operation's own failure, already worded for the caller. */
+    if (error) {
+      *error = call.error;
+    }
+    return call.status;
+  }
+  return ap_mongo_error(&driver_error, what, error);
+}

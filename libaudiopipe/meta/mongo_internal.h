@@ -122,6 +122,54 @@ int ap_mongo_append_string(bson_t *document, const char *key,
  * error; ap_mongo_client_pop calls it. */
 void ap_mongo_note_hosts(const char *hosts);
 
+/*
+ * One multi-document transaction. Every operation inside it passes
+ * `options` (which carries the session) and, for writes, the reply from
+ * ap_mongo_transaction_reply, so a failure's error labels reach the
+ * driver, which retries the transaction on TransientTransactionError.
+ */
+typedef struct ap_mongo_transaction {
+  ap_mongo_store_t *store;
+  mongoc_client_session_t *session;
+  mongoc_client_t *client;
+  bson_t options; /* {sessionId}: the options of every operation */
+  bson_t reply;   /* the last write's reply */
+} ap_mongo_transaction_t;
+
+/* Empties and returns the transaction's reply document, for the next
+ * write's `reply` argument. */
+bson_t *ap_mongo_transaction_reply(ap_mongo_transaction_t *transaction);
+
+/* The body of a transaction. It may run more than once, so it must reset
+ * its outputs first. A status other than AP_OK aborts the transaction. */
+typedef ap_status_t (*ap_mongo_transaction_function_t)(
+    ap_mongo_transaction_t *transaction, void *argument, ap_error_t *error);
+
+/*
+ * Runs `function` in a transaction on `client` with
+ * mongoc_client_session_with_transaction (read and write concerns from the
+ * URI), retrying transient failures for up to 120 s as the driver does,
+ * and commits it. Returns the function's own status and error when it
+ * failed, or the commit's error named by `what`.
+ */
+ap_status_t ap_mongo_run_transaction(ap_mongo_store_t *store,
+                                     mongoc_client_t *client, const char *what,
+                                     ap_mongo_transaction_function_t function,
+                                     void *argument, ap_error_t *error);
+
+/* Reads the asset `id` (of `owner` unless NULL) from `assets` with the
+ * find options `options` (NULL, or a transaction's). AP_ERR_NOT_FOUND
+ * when missing. */
+ap_status_t ap_mongo_asset_load(mongoc_collection_t *assets,
+                                const bson_t *options, const char *owner,
+                                const char *id, ap_asset_t **out,
+                                ap_error_t *error);
+
+/* Builds into `document` (initialised by the caller) the document of a
+ * new asset, at schema version AP_SCHEMA_VERSION. */
+ap_status_t ap_mongo_asset_insert_document(const ap_asset_t *asset,
+                                           bson_t *document, ap_error_t *error);
+
 /* The asset (mongo_assets.c) and upload (mongo_uploads.c) operations of
  * the backend, with the semantics of ap_meta_backend_t; `state` is the
  * ap_mongo_store_t. */

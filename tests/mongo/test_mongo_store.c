@@ -15,6 +15,9 @@
 #include <cmocka.h>
 
 #include <audiopipe/context.h>
+#include <audiopipe/job.h>
+#include <audiopipe/meta.h>
+#include <audiopipe/upload.h>
 
 #include "meta/meta_internal.h"
 #include "meta/mongo_internal.h"
@@ -118,6 +121,703 @@ static void ping_answers(void **state) {
   store_fixture_close(&fixture);
 }
 
+/* ---- Helpers. ---- */
+
+/* The first and the second owner of the isolation checks. */
+#define OWNER "alice"
+#define OTHER_OWNER "bob"
+
+/* Inserts a pending upload of `owner` created at `created_at_ms` that
+ * expires at `expires_at_ms`, and stores its id. */
+static void insert_upload(ap_meta_store_t *meta, const char *owner,
+                          int64_t created_at_ms, int64_t expires_at_ms,
+                          char id[AP_ID_SIZE]) {
+  char key[128];
+  assert_int_equal(ap_id_generate(id, NULL), AP_OK);
+  snprintf(key, sizeof key, "uploads/%s/%s", owner, id);
+  ap_upload_record_t upload = {
+      .id = id,
+      .owner = (char *)owner,
+      .object_key = key,
+      .filename = "take.wav",
+      .content_type = "audio/wav",
+      .size_bytes = 10,
+      .state = AP_UPLOAD_PENDING,
+      .expires_at_ms = expires_at_ms,
+      .created_at_ms = created_at_ms,
+      .updated_at_ms = created_at_ms,
+  };
+  ap_error_t error = {0};
+  ap_status_t status =
+      meta->backend->upload_insert(meta->state, &upload, &error);
+  if (status != AP_OK) {
+    fail_msg("upload_insert: %s", error.message);
+  }
+}
+
+/* Accepts the upload `upload_id` as a new asset `asset_id` of `owner`,
+ * created at `created_at_ms`, with a processing job keyed by the upload
+ * id, and returns the asset the store returned. */
+static ap_asset_t *accept_upload(ap_meta_store_t *meta, const char *owner,
+                                 const char *upload_id, const char *asset_id,
+                                 int64_t created_at_ms, ap_status_t expected) {
+  char key[128];
+  snprintf(key, sizeof key, "uploads/%s/%s", owner, upload_id);
+  ap_asset_t asset = {.id = (char *)asset_id,
+                      .owner = (char *)owner,
+                      .object_key = key,
+                      .filename = "take.wav",
+                      .content_type = "audio/wav",
+                      .probe_json = "{\"codec\":\"pcm_s16le\"}",
+                      .status = AP_ASSET_PROCESSING,
+                      .size_bytes = 10,
+                      .created_at_ms = created_at_ms,
+                      .updated_at_ms = created_at_ms};
+  ap_job_enqueue_options_t job;
+  ap_job_enqueue_options_init(&job);
+  job.kind = AP_JOB_KIND_PROCESS_ASSET;
+  job.asset_id = asset_id;
+  job.owner = owner;
+  job.payload_json = "{}";
+  job.idempotency_key = upload_id;
+  ap_asset_t *stored = NULL;
+  ap_error_t error = {0};
+  ap_status_t status = meta->backend->upload_accept(
+      meta->state, upload_id, &asset, &job, created_at_ms, &stored, &error);
+  if (status != expected) {
+    fail_msg("upload_accept %s: status %d, expected %d: %s", upload_id,
+             (int)status, (int)expected, error.message);
+  }
+  return stored;
+}
+
+/* Creates an asset of `owner` at `created_at_ms` through an upload and
+ * stores its id. */
+static void create_asset(ap_meta_store_t *meta, const char *owner,
+                         int64_t created_at_ms, char id[AP_ID_SIZE]) {
+  char upload_id[AP_ID_SIZE];
+  insert_upload(meta, owner, created_at_ms, created_at_ms + 60000, upload_id);
+  assert_int_equal(ap_id_generate(id, NULL), AP_OK);
+  ap_asset_t *asset =
+      accept_upload(meta, owner, upload_id, id, created_at_ms, AP_OK);
+  ap_asset_free(asset);
+}
+
+/* Counts the documents of `collection` matching `filter`. */
+static int64_t count_documents(ap_meta_store_t *meta, const char *collection,
+                               const bson_t *filter) {
+  ap_mongo_store_t *store = meta->state;
+  mongoc_client_t *client = ap_mongo_client_pop(store);
+  mongoc_collection_t *handle = ap_mongo_collection(store, client, collection);
+  bson_error_t driver_error;
+  int64_t count = mongoc_collection_count_documents(handle, filter, NULL, NULL,
+                                                    NULL, &driver_error);
+  mongoc_collection_destroy(handle);
+  ap_mongo_client_push(store, client);
+  if (count < 0) {
+    fail_msg("counting %s: %s", collection, driver_error.message);
+  }
+  return count;
+}
+
+static int64_t count_jobs_of(ap_meta_store_t *meta, const char *asset_id) {
+  bson_t *filter = BCON_NEW("asset_id", BCON_UTF8(asset_id));
+  int64_t count = count_documents(meta, AP_MONGO_JOBS, filter);
+  bson_destroy(filter);
+  return count;
+}
+
+/* ---- Migration and indexes. ---- */
+
+/* One index as listIndexes returns it: the keys as "field:1,field:-1". */
+typedef struct index_description {
+  char name[64];
+  char keys[128];
+  int unique;
+  int64_t expire_after_seconds; /* -1 when absent */
+  int partial;
+} index_description_t;
+
+static void describe_index(const bson_t *document, index_description_t *index) {
+  memset(index, 0, sizeof *index);
+  index->expire_after_seconds = -1;
+  bson_iter_t iter;
+  if (bson_iter_init_find(&iter, document, "name") &&
+      BSON_ITER_HOLDS_UTF8(&iter)) {
+    snprintf(index->name, sizeof index->name, "%s",
+             bson_iter_utf8(&iter, NULL));
+  }
+  bson_iter_t keys;
+  if (bson_iter_init_find(&iter, document, "key") &&
+      bson_iter_recurse(&iter, &keys)) {
+    while (bson_iter_next(&keys)) {
+      size_t used = strlen(index->keys);
+      snprintf(index->keys + used, sizeof index->keys - used, "%s%s:%lld",
+               used ? "," : "", bson_iter_key(&keys),
+               (long long)bson_iter_as_int64(&keys));
+    }
+  }
+  if (bson_iter_init_find(&iter, document, "unique")) {
+    index->unique = bson_iter_as_bool(&iter);
+  }
+  if (bson_iter_init_find(&iter, document, "expireAfterSeconds")) {
+    index->expire_after_seconds = bson_iter_as_int64(&iter);
+  }
+  index->partial =
+      bson_iter_init_find(&iter, document, "partialFilterExpression");
+}
+
+/* Finds the index `name` of `collection` and checks its keys and
+ * uniqueness; returns it for further checks. */
+static index_description_t expect_index(ap_meta_store_t *meta,
+                                        const char *collection,
+                                        const char *name, const char *keys,
+                                        int unique) {
+  ap_mongo_store_t *store = meta->state;
+  mongoc_client_t *client = ap_mongo_client_pop(store);
+  mongoc_collection_t *handle = ap_mongo_collection(store, client, collection);
+  mongoc_cursor_t *cursor =
+      mongoc_collection_find_indexes_with_opts(handle, NULL);
+  const bson_t *document = NULL;
+  index_description_t found;
+  int seen = 0;
+  while (!seen && mongoc_cursor_next(cursor, &document)) {
+    describe_index(document, &found);
+    seen = strcmp(found.name, name) == 0;
+  }
+  bson_error_t driver_error;
+  int failed = mongoc_cursor_error(cursor, &driver_error);
+  mongoc_cursor_destroy(cursor);
+  mongoc_collection_destroy(handle);
+  ap_mongo_client_push(store, client);
+  if (failed) {
+    fail_msg("listIndexes %s: %s", collection, driver_error.message);
+  }
+  if (!seen) {
+    fail_msg("index %s of %s is missing", name, collection);
+  }
+  assert_string_equal(found.keys, keys);
+  assert_int_equal(found.unique, unique);
+  return found;
+}
+
+static void migrate_twice_keeps_indexes(void **state) {
+  (void)state;
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "migrate");
+  ap_meta_store_t *meta = fixture.meta;
+
+  int version = -1;
+  ap_error_t error = {0};
+  assert_int_equal(
+      meta->backend->migrate(meta->state, AP_SCHEMA_VERSION, &version, &error),
+      AP_OK);
+  assert_int_equal(version, AP_SCHEMA_VERSION);
+  version = -1;
+  assert_int_equal(meta->backend->schema_version(meta->state, &version, &error),
+                   AP_OK);
+  assert_int_equal(version, AP_SCHEMA_VERSION);
+
+  /* A lower target never lowers the stored version. */
+  assert_int_equal(meta->backend->migrate(meta->state, 1, &version, &error),
+                   AP_OK);
+  assert_int_equal(version, AP_SCHEMA_VERSION);
+  assert_int_equal(meta->backend->migrate(meta->state, AP_SCHEMA_VERSION + 1,
+                                          &version, &error),
+                   AP_ERR_INVALID_ARGUMENT);
+
+  bson_t *schema = BCON_NEW("id", BCON_UTF8("schema"));
+  assert_int_equal(count_documents(meta, AP_MONGO_META, schema), 1);
+  bson_destroy(schema);
+
+  expect_index(meta, AP_MONGO_META, AP_MONGO_INDEX_ID, "id:1", 1);
+  expect_index(meta, AP_MONGO_ASSETS, AP_MONGO_INDEX_ID, "id:1", 1);
+  expect_index(meta, AP_MONGO_ASSETS, AP_MONGO_INDEX_ASSETS_OWNER,
+               "owner:1,created_at:-1,id:-1", 0);
+  expect_index(meta, AP_MONGO_UPLOADS, AP_MONGO_INDEX_ID, "id:1", 1);
+  expect_index(meta, AP_MONGO_UPLOADS, AP_MONGO_INDEX_UPLOADS_EXPIRY,
+               "state:1,expires_at:1", 0);
+  index_description_t ttl =
+      expect_index(meta, AP_MONGO_UPLOADS, AP_MONGO_INDEX_UPLOADS_TTL,
+                   "expires_at_date:1", 0);
+  assert_int_equal(ttl.expire_after_seconds, 7 * 24 * 3600);
+  expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_ID, "id:1", 1);
+  expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_JOBS_DUE, "state:1,due_at:1",
+               0);
+  expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_JOBS_LEASE,
+               "state:1,lease_expires_at:1", 0);
+  index_description_t idempotency =
+      expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_JOBS_IDEMPOTENCY,
+                   "idempotency_key:1", 1);
+  if (!mongo_fixture_skip("listIndexes leaves out partialFilterExpression")) {
+    assert_true(idempotency.partial);
+  }
+  expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_JOBS_ASSET, "asset_id:1", 0);
+  store_fixture_close(&fixture);
+}
+
+/* ---- Assets. ---- */
+
+static void asset_round_trip(void **state) {
+  (void)state;
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "assets");
+  ap_meta_store_t *meta = fixture.meta;
+  char id[AP_ID_SIZE];
+  create_asset(meta, OWNER, 1700000000123, id);
+
+  ap_asset_object_t opus = {.name = "opus_64k",
+                            .object_key = "renditions/a/opus_64k.opus",
+                            .content_type = "audio/ogg",
+                            .size_bytes = 4096};
+  ap_asset_object_t mp3 = {.name = "mp3_128k",
+                           .object_key = "renditions/a/mp3_128k.mp3",
+                           .content_type = "audio/mpeg",
+                           .size_bytes = 8192};
+  ap_asset_object_t dat = {.name = "dat_16bit_256spp",
+                           .object_key = "waveforms/a/peaks.dat",
+                           .size_bytes = 2048};
+  ap_error_t error = {0};
+  assert_int_equal(meta->backend->asset_put_object(meta->state, id, "rendition",
+                                                   &opus, 1700000000200,
+                                                   &error),
+                   AP_OK);
+  assert_int_equal(meta->backend->asset_put_object(meta->state, id, "rendition",
+                                                   &mp3, 1700000000300, &error),
+                   AP_OK);
+  assert_int_equal(meta->backend->asset_put_object(meta->state, id, "waveform",
+                                                   &dat, 1700000000400, &error),
+                   AP_OK);
+  /* Storing an object of the same name replaces it. */
+  opus.size_bytes = 5000;
+  assert_int_equal(meta->backend->asset_put_object(meta->state, id, "rendition",
+                                                   &opus, 1700000000500,
+                                                   &error),
+                   AP_OK);
+  assert_int_equal(meta->backend->asset_put_object(meta->state, id, "thumbnail",
+                                                   &opus, 1700000000500,
+                                                   &error),
+                   AP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(meta->backend->asset_set_analysis(
+                       meta->state, id, "{\"integrated_lufs\":-23.0}",
+                       1700000000600, &error),
+                   AP_OK);
+  assert_int_equal(meta->backend->asset_set_status(meta->state, id,
+                                                   AP_ASSET_READY, 0, NULL,
+                                                   1700000000700, &error),
+                   AP_OK);
+
+  ap_asset_t *asset = NULL;
+  assert_int_equal(
+      meta->backend->asset_get(meta->state, OWNER, id, &asset, &error), AP_OK);
+  assert_string_equal(asset->id, id);
+  assert_string_equal(asset->owner, OWNER);
+  assert_string_equal(asset->filename, "take.wav");
+  assert_string_equal(asset->content_type, "audio/wav");
+  assert_string_equal(asset->probe_json, "{\"codec\":\"pcm_s16le\"}");
+  assert_string_equal(asset->analysis_json, "{\"integrated_lufs\":-23.0}");
+  assert_non_null(asset->job_id);
+  assert_null(asset->error_message);
+  assert_int_equal(asset->status, AP_ASSET_READY);
+  assert_int_equal(asset->schema_version, AP_SCHEMA_VERSION);
+  assert_int_equal(asset->size_bytes, 10);
+  assert_int_equal(asset->created_at_ms, 1700000000123);
+  assert_int_equal(asset->updated_at_ms, 1700000000700);
+  assert_int_equal(asset->rendition_count, 2);
+  assert_string_equal(asset->renditions[0].name, "mp3_128k");
+  assert_string_equal(asset->renditions[0].content_type, "audio/mpeg");
+  assert_int_equal(asset->renditions[0].size_bytes, 8192);
+  assert_string_equal(asset->renditions[1].name, "opus_64k");
+  assert_string_equal(asset->renditions[1].object_key,
+                      "renditions/a/opus_64k.opus");
+  if (!mongo_fixture_skip("an update through the positional $ operator "
+                          "matches but changes nothing")) {
+    assert_int_equal(asset->renditions[1].size_bytes, 5000);
+  }
+  assert_int_equal(asset->waveform_count, 1);
+  assert_string_equal(asset->waveforms[0].name, "dat_16bit_256spp");
+  assert_null(asset->waveforms[0].content_type);
+  assert_int_equal(asset->waveforms[0].size_bytes, 2048);
+  ap_asset_free(asset);
+
+  /* A failure keeps its code and message; another status clears them. */
+  assert_int_equal(meta->backend->asset_set_status(
+                       meta->state, id, AP_ASSET_FAILED, AP_ERR_NOT_AUDIO,
+                       "no audio stream", 1700000000800, &error),
+                   AP_OK);
+  assert_int_equal(
+      meta->backend->asset_get(meta->state, NULL, id, &asset, &error), AP_OK);
+  assert_int_equal(asset->status, AP_ASSET_FAILED);
+  assert_int_equal(asset->error_code, AP_ERR_NOT_AUDIO);
+  assert_string_equal(asset->error_message, "no audio stream");
+  ap_asset_free(asset);
+  store_fixture_close(&fixture);
+}
+
+static void other_owner_gets_not_found(void **state) {
+  (void)state;
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "owners");
+  ap_meta_store_t *meta = fixture.meta;
+  char id[AP_ID_SIZE];
+  create_asset(meta, OWNER, 1700000000000, id);
+
+  ap_asset_t *asset = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(
+      meta->backend->asset_get(meta->state, OTHER_OWNER, id, &asset, &error),
+      AP_ERR_NOT_FOUND);
+  assert_null(asset);
+  assert_non_null(strstr(error.message, id));
+  assert_int_equal(
+      meta->backend->asset_delete(meta->state, OTHER_OWNER, id, &error),
+      AP_ERR_NOT_FOUND);
+  ap_upload_record_t upload;
+  memset(&upload, 0, sizeof upload);
+  assert_int_equal(meta->backend->upload_get(meta->state, OTHER_OWNER,
+                                             "missing-upload", &upload, &error),
+                   AP_ERR_NOT_FOUND);
+  assert_int_equal(meta->backend->asset_set_status(meta->state, "missing-id",
+                                                   AP_ASSET_READY, 0, NULL, 1,
+                                                   &error),
+                   AP_ERR_NOT_FOUND);
+  ap_asset_object_t object = {.name = "x", .object_key = "k", .size_bytes = 1};
+  assert_int_equal(meta->backend->asset_put_object(meta->state, "missing-id",
+                                                   "waveform", &object, 1,
+                                                   &error),
+                   AP_ERR_NOT_FOUND);
+
+  /* The owner still sees the asset, and its job was not cancelled. */
+  assert_int_equal(
+      meta->backend->asset_get(meta->state, OWNER, id, &asset, &error), AP_OK);
+  ap_job_t *job = NULL;
+  assert_int_equal(
+      meta->backend->job_get(meta->state, NULL, asset->job_id, &job, &error),
+      AP_OK);
+  assert_int_equal(job->state, AP_JOB_QUEUED);
+  ap_job_free(job);
+  ap_asset_free(asset);
+  store_fixture_close(&fixture);
+}
+
+static void list_pages_in_order(void **state) {
+  (void)state;
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "pages");
+  ap_meta_store_t *meta = fixture.meta;
+
+  /* 25 assets; the 11th and 12th share a timestamp, so only the id
+   * orders them. Another owner's assets are interleaved. */
+  enum { ASSET_COUNT = 25, PAGE_SIZE = 4 };
+  char ids[ASSET_COUNT][AP_ID_SIZE];
+  int64_t base = 1700000000000;
+  for (int i = 0; i < ASSET_COUNT; i++) {
+    int64_t created = base + (i > 10 ? i - 1 : i) * 1000;
+    create_asset(meta, OWNER, created, ids[i]);
+    if (i % 10 == 0) {
+      char other[AP_ID_SIZE];
+      create_asset(meta, OTHER_OWNER, created, other);
+    }
+  }
+
+  char seen[ASSET_COUNT][AP_ID_SIZE];
+  size_t total = 0;
+  int64_t after_created = 0;
+  char after_id[AP_ID_SIZE] = "";
+  int pages = 0;
+  for (;;) {
+    ap_asset_t **page = NULL;
+    size_t count = 0;
+    ap_error_t error = {0};
+    ap_status_t status = meta->backend->asset_list(
+        meta->state, OWNER, after_created, after_id[0] ? after_id : NULL,
+        PAGE_SIZE, &page, &count, &error);
+    if (status != AP_OK) {
+      fail_msg("asset_list: %s", error.message);
+    }
+    pages++;
+    for (size_t i = 0; i < count; i++) {
+      assert_string_equal(page[i]->owner, OWNER);
+      assert_true(total < ASSET_COUNT);
+      if (total > 0) {
+        /* Strictly descending by (created_at, id). */
+        int64_t previous = after_created;
+        int later = page[i]->created_at_ms < previous ||
+                    (page[i]->created_at_ms == previous &&
+                     strcmp(page[i]->id, after_id) < 0);
+        assert_true(later);
+      }
+      snprintf(seen[total++], AP_ID_SIZE, "%s", page[i]->id);
+      after_created = page[i]->created_at_ms;
+      snprintf(after_id, sizeof after_id, "%s", page[i]->id);
+    }
+    for (size_t i = 0; i < count; i++) {
+      ap_asset_free(page[i]);
+    }
+    free(page);
+    if (count < PAGE_SIZE) {
+      break;
+    }
+  }
+  assert_int_equal(total, ASSET_COUNT);
+  assert_int_equal(pages, ASSET_COUNT / PAGE_SIZE + 1);
+  for (int i = 0; i < ASSET_COUNT; i++) {
+    int found = 0;
+    for (size_t j = 0; j < total; j++) {
+      found += strcmp(seen[j], ids[i]) == 0;
+    }
+    assert_int_equal(found, 1);
+  }
+  store_fixture_close(&fixture);
+}
+
+/* ---- Uploads. ---- */
+
+static void upload_states_and_expiry(void **state) {
+  (void)state;
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "uploads");
+  ap_meta_store_t *meta = fixture.meta;
+  int64_t now = 1700000100000;
+  char expired_first[AP_ID_SIZE];
+  char expired_second[AP_ID_SIZE];
+  char fresh[AP_ID_SIZE];
+  char rejected[AP_ID_SIZE];
+  insert_upload(meta, OWNER, now - 5000, now - 1000, expired_second);
+  insert_upload(meta, OWNER, now - 9000, now - 2000, expired_first);
+  insert_upload(meta, OWNER, now - 1000, now + 60000, fresh);
+  insert_upload(meta, OTHER_OWNER, now - 9000, now - 3000, rejected);
+
+  ap_upload_record_t upload;
+  ap_error_t error = {0};
+  assert_int_equal(
+      meta->backend->upload_get(meta->state, OWNER, fresh, &upload, &error),
+      AP_OK);
+  assert_string_equal(upload.id, fresh);
+  assert_string_equal(upload.owner, OWNER);
+  assert_string_equal(upload.filename, "take.wav");
+  assert_string_equal(upload.content_type, "audio/wav");
+  assert_int_equal(upload.state, AP_UPLOAD_PENDING);
+  assert_int_equal(upload.size_bytes, 10);
+  assert_int_equal(upload.expires_at_ms, now + 60000);
+  assert_int_equal(upload.created_at_ms, now - 1000);
+  assert_null(upload.asset_id);
+  ap_upload_record_clear(&upload);
+
+  /* A rejected upload leaves the pending state once. */
+  assert_int_equal(meta->backend->upload_finish_pending(
+                       meta->state, rejected, AP_UPLOAD_REJECTED,
+                       AP_ERR_INFECTED, now, &error),
+                   AP_OK);
+  assert_int_equal(meta->backend->upload_finish_pending(meta->state, rejected,
+                                                        AP_UPLOAD_EXPIRED, 0,
+                                                        now, &error),
+                   AP_ERR_UPLOAD_STATE);
+  assert_non_null(strstr(error.message, rejected));
+  assert_int_equal(
+      meta->backend->upload_get(meta->state, NULL, rejected, &upload, &error),
+      AP_OK);
+  assert_int_equal(upload.state, AP_UPLOAD_REJECTED);
+  assert_int_equal(upload.rejection_code, AP_ERR_INFECTED);
+  assert_int_equal(upload.updated_at_ms, now);
+  ap_upload_record_clear(&upload);
+
+  /* Only pending uploads past expiry, the oldest expiry first. */
+  ap_upload_record_t *records = NULL;
+  size_t count = 0;
+  assert_int_equal(meta->backend->upload_list_expired(meta->state, now, 10,
+                                                      &records, &count, &error),
+                   AP_OK);
+  assert_int_equal(count, 2);
+  assert_string_equal(records[0].id, expired_first);
+  assert_string_equal(records[1].id, expired_second);
+  for (size_t i = 0; i < count; i++) {
+    ap_upload_record_clear(&records[i]);
+  }
+  free(records);
+  assert_int_equal(meta->backend->upload_list_expired(meta->state, now, 1,
+                                                      &records, &count, &error),
+                   AP_OK);
+  assert_int_equal(count, 1);
+  assert_string_equal(records[0].id, expired_first);
+  ap_upload_record_clear(&records[0]);
+  free(records);
+
+  /* The TTL date is set while pending and cleared afterwards. */
+  bson_t *dated = BCON_NEW("id", BCON_UTF8(fresh), "expires_at_date", "{",
+                           "$type", BCON_UTF8("date"), "}");
+  assert_int_equal(count_documents(meta, AP_MONGO_UPLOADS, dated), 1);
+  bson_destroy(dated);
+  dated = BCON_NEW("id", BCON_UTF8(rejected), "expires_at_date", "{", "$type",
+                   BCON_UTF8("date"), "}");
+  assert_int_equal(count_documents(meta, AP_MONGO_UPLOADS, dated), 0);
+  bson_destroy(dated);
+  store_fixture_close(&fixture);
+}
+
+static void accept_creates_asset_once(void **state) {
+  (void)state;
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "accept");
+  ap_meta_store_t *meta = fixture.meta;
+  int64_t now = 1700000200000;
+  char upload_id[AP_ID_SIZE];
+  char asset_id[AP_ID_SIZE];
+  char second_id[AP_ID_SIZE];
+  insert_upload(meta, OWNER, now, now + 60000, upload_id);
+  assert_int_equal(ap_id_generate(asset_id, NULL), AP_OK);
+  assert_int_equal(ap_id_generate(second_id, NULL), AP_OK);
+
+  ap_asset_t *first =
+      accept_upload(meta, OWNER, upload_id, asset_id, now, AP_OK);
+  assert_string_equal(first->id, asset_id);
+  assert_int_equal(first->status, AP_ASSET_PROCESSING);
+  assert_non_null(first->job_id);
+  ap_job_t *job = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(
+      meta->backend->job_get(meta->state, OWNER, first->job_id, &job, &error),
+      AP_OK);
+  assert_int_equal(job->state, AP_JOB_QUEUED);
+  assert_string_equal(job->asset_id, asset_id);
+  assert_string_equal(job->kind, AP_JOB_KIND_PROCESS_ASSET);
+  assert_string_equal(job->idempotency_key, upload_id);
+  ap_job_free(job);
+
+  ap_upload_record_t upload;
+  assert_int_equal(
+      meta->backend->upload_get(meta->state, OWNER, upload_id, &upload, &error),
+      AP_OK);
+  assert_int_equal(upload.state, AP_UPLOAD_COMPLETED);
+  assert_string_equal(upload.asset_id, asset_id);
+  ap_upload_record_clear(&upload);
+
+  /* A second completion returns the first asset and adds nothing. */
+  ap_asset_t *second =
+      accept_upload(meta, OWNER, upload_id, second_id, now + 1, AP_OK);
+  assert_string_equal(second->id, asset_id);
+  assert_string_equal(second->job_id, first->job_id);
+  assert_int_equal(count_jobs_of(meta, asset_id), 1);
+  assert_int_equal(count_jobs_of(meta, second_id), 0);
+  bson_t *filter = BCON_NEW("id", BCON_UTF8(second_id));
+  assert_int_equal(count_documents(meta, AP_MONGO_ASSETS, filter), 0);
+  bson_destroy(filter);
+  ap_asset_free(second);
+  ap_asset_free(first);
+
+  /* A rejected upload cannot be completed; a missing one is not found. */
+  char rejected[AP_ID_SIZE];
+  insert_upload(meta, OWNER, now, now + 60000, rejected);
+  assert_int_equal(meta->backend->upload_finish_pending(
+                       meta->state, rejected, AP_UPLOAD_REJECTED,
+                       AP_ERR_CONTENT_TYPE, now, &error),
+                   AP_OK);
+  assert_null(accept_upload(meta, OWNER, rejected, second_id, now,
+                            AP_ERR_UPLOAD_STATE));
+  assert_null(accept_upload(meta, OWNER, "missing-upload", second_id, now,
+                            AP_ERR_NOT_FOUND));
+  assert_int_equal(count_jobs_of(meta, second_id), 0);
+  store_fixture_close(&fixture);
+}
+
+static void delete_cancels_queued_job(void **state) {
+  (void)state;
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "delete");
+  ap_meta_store_t *meta = fixture.meta;
+  char id[AP_ID_SIZE];
+  create_asset(meta, OWNER, 1700000300000, id);
+  ap_asset_t *asset = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(
+      meta->backend->asset_get(meta->state, OWNER, id, &asset, &error), AP_OK);
+  char job_id[AP_ID_SIZE];
+  snprintf(job_id, sizeof job_id, "%s", asset->job_id);
+  ap_asset_free(asset);
+
+  assert_int_equal(meta->backend->asset_delete(meta->state, OWNER, id, &error),
+                   AP_OK);
+  assert_int_equal(
+      meta->backend->asset_get(meta->state, OWNER, id, &asset, &error),
+      AP_ERR_NOT_FOUND);
+  ap_job_t *job = NULL;
+  assert_int_equal(
+      meta->backend->job_get(meta->state, NULL, job_id, &job, &error), AP_OK);
+  assert_int_equal(job->state, AP_JOB_CANCELLED);
+  ap_job_free(job);
+  assert_int_equal(meta->backend->asset_delete(meta->state, OWNER, id, &error),
+                   AP_ERR_NOT_FOUND);
+  store_fixture_close(&fixture);
+}
+
+/* ---- Checks the test server cannot pass. ---- */
+
+static void duplicate_ids_conflict(void **state) {
+  (void)state;
+  if (mongo_fixture_skip("it does not enforce unique indexes, so a "
+                         "duplicate upload id goes through")) {
+    return;
+  }
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "unique");
+  ap_meta_store_t *meta = fixture.meta;
+  char id[AP_ID_SIZE];
+  insert_upload(meta, OWNER, 1, 60000, id);
+  ap_upload_record_t upload = {.id = id,
+                               .owner = OWNER,
+                               .object_key = "uploads/duplicate",
+                               .filename = "take.wav",
+                               .content_type = "audio/wav",
+                               .state = AP_UPLOAD_PENDING};
+  ap_error_t error = {0};
+  assert_int_equal(meta->backend->upload_insert(meta->state, &upload, &error),
+                   AP_ERR_CONFLICT);
+  assert_non_null(strstr(error.message, id));
+  store_fixture_close(&fixture);
+}
+
+static void failed_accept_rolls_back(void **state) {
+  (void)state;
+  if (mongo_fixture_skip("it neither enforces unique indexes nor rolls "
+                         "back an aborted transaction")) {
+    return;
+  }
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "rollback");
+  ap_meta_store_t *meta = fixture.meta;
+  char upload_id[AP_ID_SIZE];
+  char asset_id[AP_ID_SIZE];
+  insert_upload(meta, OWNER, 1, 60000, upload_id);
+  assert_int_equal(ap_id_generate(asset_id, NULL), AP_OK);
+
+  /* A job that already holds the upload's idempotency key makes the job
+   * insert fail after the asset insert. */
+  ap_job_enqueue_options_t job;
+  ap_job_enqueue_options_init(&job);
+  job.kind = "test";
+  job.idempotency_key = upload_id;
+  ap_job_t *existing = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(
+      meta->backend->job_enqueue(meta->state, &job, 1, &existing, &error),
+      AP_OK);
+  ap_job_free(existing);
+
+  assert_null(
+      accept_upload(meta, OWNER, upload_id, asset_id, 2, AP_ERR_CONFLICT));
+  ap_asset_t *asset = NULL;
+  assert_int_equal(
+      meta->backend->asset_get(meta->state, NULL, asset_id, &asset, &error),
+      AP_ERR_NOT_FOUND);
+  ap_upload_record_t upload;
+  assert_int_equal(
+      meta->backend->upload_get(meta->state, NULL, upload_id, &upload, &error),
+      AP_OK);
+  assert_int_equal(upload.state, AP_UPLOAD_PENDING);
+  ap_upload_record_clear(&upload);
+  store_fixture_close(&fixture);
+}
+
 int main(void) {
   mongoc_init();
   const struct CMUnitTest tests[] = {
@@ -125,6 +825,15 @@ int main(void) {
       cmocka_unit_test(bad_uri_hides_the_password),
       cmocka_unit_test(default_database_is_audiopipe),
       cmocka_unit_test(ping_answers),
+      cmocka_unit_test(migrate_twice_keeps_indexes),
+      cmocka_unit_test(asset_round_trip),
+      cmocka_unit_test(other_owner_gets_not_found),
+      cmocka_unit_test(list_pages_in_order),
+      cmocka_unit_test(upload_states_and_expiry),
+      cmocka_unit_test(accept_creates_asset_once),
+      cmocka_unit_test(delete_cancels_queued_job),
+      cmocka_unit_test(duplicate_ids_conflict),
+      cmocka_unit_test(failed_accept_rolls_back),
   };
   int failures = cmocka_run_group_tests(tests, NULL, NULL);
   mongoc_cleanup();
