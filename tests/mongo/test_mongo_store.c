@@ -818,6 +818,125 @@ static void failed_accept_rolls_back(void **state) {
   store_fixture_close(&fixture);
 }
 
+/* ---- An unreachable or restarted server. ---- */
+
+#define STRINGIFY(x) #x
+#define PORT_TEXT(x) STRINGIFY(x)
+#define SPARE_HOST "127.0.0.1:" PORT_TEXT(AP_TEST_MONGO_SPARE_PORT)
+
+/* Expects AP_ERR_UNAVAILABLE naming the spare port's host. */
+static void expect_unavailable(ap_status_t status, const ap_error_t *error,
+                               const char *operation) {
+  if (status != AP_ERR_UNAVAILABLE) {
+    fail_msg("%s: status %d, expected AP_ERR_UNAVAILABLE: %s", operation,
+             (int)status, error->message);
+  }
+  if (!strstr(error->message, SPARE_HOST)) {
+    fail_msg("%s: the message does not name %s: %s", operation, SPARE_HOST,
+             error->message);
+  }
+}
+
+static void closed_port_is_unavailable(void **state) {
+  (void)state;
+  /* Nothing listens on the spare port outside server_restart_recovers,
+   * which starts its own server there only later. */
+  const char *uri =
+      "mongodb://" SPARE_HOST "/unreachable?serverSelectionTimeoutMS=500"
+      "&connectTimeoutMS=500";
+  ap_meta_store_t *meta = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(ap_meta_store_open(uri, NULL, &settings, &meta, &error),
+                   AP_OK);
+
+  int64_t started = ap_time_now_ms();
+  expect_unavailable(meta->backend->ping(meta->state, &error), &error, "ping");
+  printf("ping of a closed port failed after %lld ms\n",
+         (long long)(ap_time_now_ms() - started));
+
+  ap_asset_t *asset = NULL;
+  expect_unavailable(
+      meta->backend->asset_get(meta->state, NULL, "asset-1", &asset, &error),
+      &error, "asset_get");
+  assert_non_null(strstr(error.message, "asset-1"));
+  char upload_id[AP_ID_SIZE];
+  assert_int_equal(ap_id_generate(upload_id, NULL), AP_OK);
+  ap_upload_record_t upload = {.id = upload_id,
+                               .owner = OWNER,
+                               .object_key = "uploads/k",
+                               .filename = "take.wav",
+                               .content_type = "audio/wav",
+                               .state = AP_UPLOAD_PENDING};
+  expect_unavailable(meta->backend->upload_insert(meta->state, &upload, &error),
+                     &error, "upload_insert");
+  assert_non_null(strstr(error.message, upload_id));
+  int version = 0;
+  expect_unavailable(
+      meta->backend->migrate(meta->state, AP_SCHEMA_VERSION, &version, &error),
+      &error, "migrate");
+  expect_unavailable(
+      meta->backend->asset_delete(meta->state, OWNER, "asset-1", &error),
+      &error, "asset_delete");
+  ap_meta_store_close(meta);
+}
+
+/* Runs the test server script with `action` on the spare port. */
+static void run_spare_server(const char *action) {
+  char command[1024];
+  snprintf(command, sizeof command, "'%s' %s '%s' %d >/dev/null",
+           AP_TEST_MONGO_SCRIPT, action, AP_TEST_MONGO_DIR,
+           AP_TEST_MONGO_SPARE_PORT);
+  if (system(command) != 0) {
+    fail_msg("%s failed", command);
+  }
+}
+
+static void server_restart_recovers(void **state) {
+  (void)state;
+  run_spare_server("start");
+  const char *uri = "mongodb://" SPARE_HOST
+                    "/restart?replicaSet=rs0&serverSelectionTimeoutMS=5000";
+  ap_meta_store_t *meta = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(ap_meta_store_open(uri, NULL, &settings, &meta, &error),
+                   AP_OK);
+  int version = 0;
+  assert_int_equal(
+      meta->backend->migrate(meta->state, AP_SCHEMA_VERSION, &version, &error),
+      AP_OK);
+  char before[AP_ID_SIZE];
+  insert_upload(meta, OWNER, 1, 60000, before);
+
+  run_spare_server("stop");
+  ap_upload_record_t upload;
+  memset(&upload, 0, sizeof upload);
+  expect_unavailable(
+      meta->backend->upload_get(meta->state, OWNER, before, &upload, &error),
+      &error, "upload_get while stopped");
+
+  /* The test server keeps nothing across a restart, so the upload from
+   * before is gone: the call succeeds as a lookup that finds nothing. */
+  run_spare_server("start");
+  ap_status_t status =
+      meta->backend->upload_get(meta->state, OWNER, before, &upload, &error);
+  if (status != AP_ERR_NOT_FOUND) {
+    fail_msg("upload_get after the restart: status %d: %s", (int)status,
+             error.message);
+  }
+  assert_int_equal(
+      meta->backend->migrate(meta->state, AP_SCHEMA_VERSION, &version, &error),
+      AP_OK);
+  char after[AP_ID_SIZE];
+  insert_upload(meta, OWNER, 2, 60000, after);
+  assert_int_equal(
+      meta->backend->upload_get(meta->state, OWNER, after, &upload, &error),
+      AP_OK);
+  assert_string_equal(upload.id, after);
+  ap_upload_record_clear(&upload);
+  ap_meta_store_close(meta);
+  run_spare_server("stop");
+}
+
 int main(void) {
   mongoc_init();
   const struct CMUnitTest tests[] = {
@@ -834,6 +953,8 @@ int main(void) {
       cmocka_unit_test(delete_cancels_queued_job),
       cmocka_unit_test(duplicate_ids_conflict),
       cmocka_unit_test(failed_accept_rolls_back),
+      cmocka_unit_test(closed_port_is_unavailable),
+      cmocka_unit_test(server_restart_recovers),
   };
   int failures = cmocka_run_group_tests(tests, NULL, NULL);
   mongoc_cleanup();
