@@ -156,6 +156,22 @@ ap_mongo_job_insert_document(const ap_job_enqueue_options_t *options,
 }
 
 /*
+ * Starts a find on the primary, whatever readPreference the URI sets: the
+ * reads of this file check the outcome of a write just made (an upsert, a
+ * guarded update that matched nothing), which a lagging secondary may not
+ * have applied yet.
+ */
+static mongoc_cursor_t *find_on_primary(mongoc_collection_t *jobs,
+                                        const bson_t *filter,
+                                        const bson_t *options) {
+  mongoc_read_prefs_t *primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
+  mongoc_cursor_t *cursor =
+      mongoc_collection_find_with_opts(jobs, filter, options, primary);
+  mongoc_read_prefs_destroy(primary); /* the cursor keeps a copy */
+  return cursor;
+}
+
+/*
  * Reads the first job matching `filter` into `*out`, which stays NULL when
  * none matches (still AP_OK). `what` names the operation for errors.
  */
@@ -165,8 +181,7 @@ static ap_status_t find_job(mongoc_collection_t *jobs, const bson_t *filter,
   *out = NULL;
   bson_t options = BSON_INITIALIZER;
   BSON_APPEND_INT64(&options, "limit", 1);
-  mongoc_cursor_t *cursor =
-      mongoc_collection_find_with_opts(jobs, filter, &options, NULL);
+  mongoc_cursor_t *cursor = find_on_primary(jobs, filter, &options);
   bson_destroy(&options);
   if (!cursor) {
     return AP_NO_MEMORY(error);
@@ -351,8 +366,7 @@ static ap_status_t find_expired_leases(mongoc_collection_t *jobs,
   bson_t options = BSON_INITIALIZER;
   BSON_APPEND_INT64(&options, "limit", REAP_BATCH_SIZE);
   BSON_APPEND_UTF8(&options, "hint", AP_MONGO_INDEX_JOBS_LEASE);
-  mongoc_cursor_t *cursor =
-      mongoc_collection_find_with_opts(jobs, &filter, &options, NULL);
+  mongoc_cursor_t *cursor = find_on_primary(jobs, &filter, &options);
   bson_destroy(&options);
   bson_destroy(&filter);
   if (!cursor) {
