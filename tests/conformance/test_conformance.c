@@ -189,7 +189,10 @@ static void set_key(ap_config_t *config, const char *key, const char *value) {
 }
 
 /* Makes a new namespace on every configured backend and a configuration
- * naming it; `pairs` (key, value, ..., NULL) adds test-specific keys. */
+ * naming it; `pairs` (key, value, ..., NULL) adds test-specific keys.
+ * NOTE: buckets and Mongo databases are never dropped. The fixtures'
+ * servers are discarded after the run, but a long-lived store keeps one
+ * bucket or database per test of every run. */
 static space_t *space_prepare(const char *const *pairs) {
   space_t *space = calloc(1, sizeof *space);
   assert_non_null(space);
