@@ -4,6 +4,7 @@
  * migration and its indexes, asset and upload records, upload acceptance,
  * asset deletion, and behaviour while the server is down.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,16 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include <audiopipe/context.h>
 #include <audiopipe/job.h>
 #include <audiopipe/meta.h>
 #include <audiopipe/upload.h>
+#include <audiopipe/worker.h>
 
+#include "context/context_internal.h"
 #include "meta/meta_internal.h"
 #include "meta/mongo_internal.h"
 #include "mongo_fixture.h"
+#include "storage/object_store.h"
 
 static const ap_meta_settings_t settings = {.retry_base_ms = 100,
                                             .retry_max_ms = 1000};
@@ -895,7 +901,7 @@ static void server_restart_recovers(void **state) {
   (void)state;
   run_spare_server("start");
   const char *uri = "mongodb://" SPARE_HOST
-                    "/restart?replicaSet=rs0&serverSelectionTimeoutMS=5000";
+                    "/restart?replicaSet=rs0&serverSelectionTimeoutMS=2000";
   ap_meta_store_t *meta = NULL;
   ap_error_t error = {0};
   assert_int_equal(ap_meta_store_open(uri, NULL, &settings, &meta, &error),
@@ -937,6 +943,149 @@ static void server_restart_recovers(void **state) {
   run_spare_server("stop");
 }
 
+/* ---- The whole flow on MongoDB. ---- */
+
+/* How long the flow test waits for its job: far above the seconds the
+ * case takes, so only a hang fails it. */
+#define JOB_WAIT_MS 120000
+
+typedef struct worker_run {
+  ap_context_t *context;
+  ap_worker_options_t options;
+  ap_status_t status;
+} worker_run_t;
+
+static void *run_worker(void *argument) {
+  worker_run_t *run = argument;
+  run->status = ap_worker_run(run->context, &run->options, NULL);
+  return NULL;
+}
+
+/* Opens a context on a new database of the server under test, with
+ * objects in a file store under `directory`. */
+static ap_context_t *open_context(const char *database_uri,
+                                  const char *directory) {
+  ap_config_t *config = NULL;
+  assert_int_equal(ap_config_new(&config, NULL), AP_OK);
+  char objects[600];
+  snprintf(objects, sizeof objects, "file://%s/objects", directory);
+  int failed = 0;
+  failed |= ap_config_set(config, "metadata.uri", database_uri, NULL);
+  failed |= ap_config_set(config, "objects.uri", objects, NULL);
+  failed |= ap_config_set(config, "signing.secret",
+                          "test-secret-0123456789abcdef0123456789abcdef", NULL);
+  failed |=
+      ap_config_set(config, "public.base_url", "http://127.0.0.1:8080", NULL);
+  assert_int_equal(failed, 0);
+  ap_context_t *context = NULL;
+  ap_error_t error = {0};
+  ap_status_t status = ap_context_open(config, &context, &error);
+  ap_config_free(config);
+  if (status != AP_OK) {
+    fail_msg("ap_context_open on %s: %s", database_uri, error.message);
+  }
+  return context;
+}
+
+static void upload_flow_processes_case(void **state) {
+  (void)state;
+  char directory[512];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(directory, sizeof directory, "%s/apmongoXXXXXX",
+           tmp && *tmp ? tmp : "/tmp");
+  assert_non_null(mkdtemp(directory));
+  char *uri = mongo_fixture_uri("flow");
+  assert_non_null(uri);
+  ap_context_t *context = open_context(uri, directory);
+
+  /* Upload case-03.mp3 as a client would, then complete the upload. */
+  const char *path = AP_TEST_DATA_DIR "/cases/case-03.mp3";
+  ap_io_t *input = NULL;
+  assert_int_equal(ap_io_open_file(path, &input, NULL), AP_OK);
+  ap_upload_request_t request;
+  ap_upload_request_init(&request);
+  request.owner = OWNER;
+  request.filename = "case-03.mp3";
+  request.size_bytes = ap_io_size(input);
+  request.content_type = "audio/mpeg";
+  ap_upload_ticket_t *ticket = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(ap_upload_create(context, &request, &ticket, &error), AP_OK);
+  assert_int_equal(
+      ap_object_store_put_from_io(ap_context_object_store(context),
+                                  ap_upload_ticket_object_key(ticket),
+                                  "audio/mpeg", input, &error),
+      AP_OK);
+  ap_io_close(input);
+  ap_asset_t *asset = NULL;
+  ap_status_t status = ap_upload_complete(
+      context, OWNER, ap_upload_ticket_id(ticket), &asset, &error);
+  if (status != AP_OK) {
+    fail_msg("ap_upload_complete: %s", error.message);
+  }
+  ap_upload_ticket_free(ticket);
+
+  /* Run a worker until the asset's job ends. */
+  worker_run_t run = {.context = context};
+  ap_worker_t *handle = NULL;
+  assert_int_equal(ap_worker_new(&handle, NULL), AP_OK);
+  ap_worker_options_init(&run.options);
+  run.options.poll_interval_ms = 20;
+  run.options.profile = "waveform=json:8:pps20,rendition=mp3:128k";
+  run.options.handle = handle;
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, run_worker, &run), 0);
+  ap_job_t *job = NULL;
+  for (int waited = 0; waited < JOB_WAIT_MS; waited += 20) {
+    assert_int_equal(
+        ap_job_get(context, NULL, ap_asset_job_id(asset), &job, &error), AP_OK);
+    if (ap_job_state_is_terminal(ap_job_state(job))) {
+      break;
+    }
+    ap_job_free(job);
+    job = NULL;
+    usleep(20000);
+  }
+  ap_worker_request_stop(handle);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  assert_int_equal(run.status, AP_OK);
+  ap_worker_free(handle);
+  if (!job) {
+    fail_msg("job %s did not end within %d ms", ap_asset_job_id(asset),
+             JOB_WAIT_MS);
+  }
+  assert_int_equal(ap_job_state(job), AP_JOB_SUCCEEDED);
+  assert_int_equal(ap_job_attempts(job), 1);
+  ap_job_free(job);
+
+  /* case-03.mp3 is 5.000 s of CBR MP3, 44.1 kHz mono, 128 kb/s. */
+  ap_asset_t *done = NULL;
+  assert_int_equal(
+      ap_asset_get(context, OWNER, ap_asset_id(asset), &done, &error), AP_OK);
+  assert_int_equal(ap_asset_status(done), AP_ASSET_READY);
+  const char *probe = ap_asset_probe_json(done);
+  assert_non_null(probe);
+  assert_non_null(strstr(probe, "mp3"));
+  assert_non_null(strstr(probe, "44100"));
+  const char *analysis = ap_asset_analysis_json(done);
+  assert_non_null(analysis);
+  assert_non_null(strstr(analysis, "integrated_lufs"));
+  assert_non_null(strstr(analysis, "\"duration\":5"));
+  assert_int_equal(ap_asset_rendition_count(done), 1);
+  assert_string_equal(ap_asset_rendition_name(done, 0), "mp3_128k");
+  assert_int_equal(ap_asset_waveform_count(done), 1);
+  assert_string_equal(ap_asset_waveform_name(done, 0), "json_8bit_20pps");
+  ap_asset_free(done);
+  ap_asset_free(asset);
+
+  ap_context_close(context);
+  mongo_fixture_drop(uri);
+  free(uri);
+  char command[600];
+  snprintf(command, sizeof command, "rm -rf '%s'", directory);
+  assert_int_equal(system(command), 0);
+}
+
 int main(void) {
   mongoc_init();
   const struct CMUnitTest tests[] = {
@@ -955,6 +1104,7 @@ int main(void) {
       cmocka_unit_test(failed_accept_rolls_back),
       cmocka_unit_test(closed_port_is_unavailable),
       cmocka_unit_test(server_restart_recovers),
+      cmocka_unit_test(upload_flow_processes_case),
   };
   int failures = cmocka_run_group_tests(tests, NULL, NULL);
   mongoc_cleanup();
