@@ -115,7 +115,8 @@ static void sleep_ms(int64_t milliseconds) {
 static const char *const unique_index_gap =
     "the Mongo-wire test server accepts duplicates through a unique index";
 static const char *const rollback_gap =
-    "the Mongo-wire test server does not roll back an aborted transaction";
+    "the Mongo-wire test server accepts duplicates through a unique index "
+    "and does not roll back an aborted transaction";
 
 /* Writes into `out` the Mongo URI of the environment with its database
  * replaced by `database`. */
