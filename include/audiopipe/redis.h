@@ -69,6 +69,33 @@ AP_EXPORT ap_status_t ap_redis_rate_limit(ap_context_t *context,
                                           int64_t *retry_after_ms,
                                           ap_error_t *error);
 
+/* Receives the id of a job that changed, or NULL when events may have
+ * been lost (the subscription reconnected) and every job may have
+ * changed. Runs on a library thread; it must return quickly and must
+ * not call ap_redis_job_listener_close. */
+typedef void (*ap_redis_job_listener_fn)(void *user_data, const char *job_id);
+
+typedef struct ap_redis_job_listener ap_redis_job_listener_t;
+
+/*
+ * Calls `fn` for every job event published on this context's Redis (a
+ * claim, progress, completion, failure or cancellation of any job), over
+ * the context's one shared subscriber connection, for a server that
+ * multiplexes many streams on one thread and reads the changed jobs'
+ * records itself. Nothing is called while the subscriber is
+ * disconnected, so the caller must also poll. Fails with
+ * AP_ERR_UNSUPPORTED when Redis is disabled.
+ */
+AP_EXPORT ap_status_t ap_redis_job_listener_open(ap_context_t *context,
+                                                 ap_redis_job_listener_fn fn,
+                                                 void *user_data,
+                                                 ap_redis_job_listener_t **out,
+                                                 ap_error_t *error);
+
+/* Unregisters the listener; `fn` is not called after it returns. NULL is
+ * allowed. */
+AP_EXPORT void ap_redis_job_listener_close(ap_redis_job_listener_t *listener);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 /*
  * The shared job-event subscriber of a context: one connection with
- * PSUBSCRIBE "<prefix>:job:*" whatever the number of open watches, and a
- * table of watches by job id to which each message is fanned out.
+ * PSUBSCRIBE "<prefix>:job:*" whatever the number of open watches, a
+ * table of watches by job id to which each message is fanned out, and
+ * the listeners of ap_redis_job_listener_open, which see every message.
  *
  * NOTE: with PSUBSCRIBE every process receives the events of every job,
  * also of jobs nobody watches there; that costs one small message per
@@ -15,6 +16,9 @@
 
 #include <json-c/json.h>
 
+#include <audiopipe/redis.h>
+
+#include "context/context_internal.h"
 #include "core/error_internal.h"
 #include "notify/notify_internal.h"
 
@@ -36,8 +40,16 @@ struct ap_notify_watch {
   ap_notify_watch_t *next; /* bucket list */
 };
 
+struct ap_redis_job_listener {
+  ap_notify_hub_t *hub;
+  ap_redis_job_listener_fn fn;
+  void *user_data;
+  ap_redis_job_listener_t *next;
+};
+
 struct ap_notify_hub {
   ap_notifier_t *notifier;
+  ap_redis_job_listener_t *listeners; /* under lock */
   ap_redis_subscriber_t *subscriber;
   char channel_prefix[160]; /* "<prefix>:job:" */
   size_t channel_prefix_length;
@@ -105,6 +117,10 @@ static void on_message(void *user_data, const char *channel, const char *text,
   }
 
   pthread_mutex_lock(&hub->lock);
+  for (ap_redis_job_listener_t *listener = hub->listeners; listener;
+       listener = listener->next) {
+    listener->fn(listener->user_data, job_id);
+  }
   for (ap_notify_watch_t *watch = hub->buckets[bucket_of(job_id)]; watch;
        watch = watch->next) {
     if (strcmp(watch->job_id, job_id) != 0) {
@@ -126,6 +142,10 @@ static void on_message(void *user_data, const char *channel, const char *text,
 static void on_connected(void *user_data) {
   ap_notify_hub_t *hub = user_data;
   pthread_mutex_lock(&hub->lock);
+  for (ap_redis_job_listener_t *listener = hub->listeners; listener;
+       listener = listener->next) {
+    listener->fn(listener->user_data, NULL);
+  }
   for (size_t i = 0; i < BUCKETS; i++) {
     for (ap_notify_watch_t *watch = hub->buckets[i]; watch;
          watch = watch->next) {
@@ -171,6 +191,72 @@ void ap_notify_hub_free(ap_notify_hub_t *hub) {
   free(hub);
 }
 
+/* Returns the notifier's hub, starting it on first use. */
+static ap_status_t get_hub(ap_notifier_t *notifier, ap_notify_hub_t **out,
+                           ap_error_t *error) {
+  pthread_mutex_lock(&notifier->hub_lock);
+  ap_status_t status = AP_OK;
+  if (!notifier->hub) {
+    status = hub_start(notifier, &notifier->hub, error);
+  }
+  *out = notifier->hub;
+  pthread_mutex_unlock(&notifier->hub_lock);
+  return status;
+}
+
+ap_status_t ap_redis_job_listener_open(ap_context_t *context,
+                                       ap_redis_job_listener_fn fn,
+                                       void *user_data,
+                                       ap_redis_job_listener_t **out,
+                                       ap_error_t *error) {
+  if (!context || !fn || !out) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
+                        "ap_redis_job_listener_open: context, fn and out "
+                        "must not be NULL");
+  }
+  *out = NULL;
+  ap_notifier_t *notifier = ap_context_notifier(context);
+  if (!notifier) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_UNSUPPORTED,
+                        "ap_redis_job_listener_open: redis.uri is not set");
+  }
+  ap_notify_hub_t *hub = NULL;
+  ap_status_t status = get_hub(notifier, &hub, error);
+  if (status != AP_OK) {
+    return status;
+  }
+  ap_redis_job_listener_t *listener = calloc(1, sizeof *listener);
+  if (!listener) {
+    return AP_NO_MEMORY(error);
+  }
+  listener->hub = hub;
+  listener->fn = fn;
+  listener->user_data = user_data;
+  pthread_mutex_lock(&hub->lock);
+  listener->next = hub->listeners;
+  hub->listeners = listener;
+  pthread_mutex_unlock(&hub->lock);
+  *out = listener;
+  return AP_OK;
+}
+
+void ap_redis_job_listener_close(ap_redis_job_listener_t *listener) {
+  if (!listener) {
+    return;
+  }
+  ap_notify_hub_t *hub = listener->hub;
+  pthread_mutex_lock(&hub->lock);
+  ap_redis_job_listener_t **link = &hub->listeners;
+  while (*link && *link != listener) {
+    link = &(*link)->next;
+  }
+  if (*link) {
+    *link = listener->next;
+  }
+  pthread_mutex_unlock(&hub->lock);
+  free(listener);
+}
+
 ap_status_t ap_notify_watch_open(ap_notifier_t *notifier, const char *job_id,
                                  ap_notify_watch_t **out, ap_error_t *error) {
   *out = NULL;
@@ -178,13 +264,8 @@ ap_status_t ap_notify_watch_open(ap_notifier_t *notifier, const char *job_id,
     return ap_error_set(error, AP_DOMAIN_QUEUE, AP_ERR_INVALID_ARGUMENT,
                         "job id %.40s... is too long", job_id);
   }
-  pthread_mutex_lock(&notifier->hub_lock);
-  ap_status_t status = AP_OK;
-  if (!notifier->hub) {
-    status = hub_start(notifier, &notifier->hub, error);
-  }
-  ap_notify_hub_t *hub = notifier->hub;
-  pthread_mutex_unlock(&notifier->hub_lock);
+  ap_notify_hub_t *hub = NULL;
+  ap_status_t status = get_hub(notifier, &hub, error);
   if (status != AP_OK) {
     return status;
   }

@@ -14,6 +14,7 @@
 #include <audiopipe/job.h>
 #include <audiopipe/log.h>
 #include <audiopipe/meta.h>
+#include <audiopipe/redis.h>
 
 #include "sse.h"
 
@@ -51,6 +52,10 @@ struct httpd_sse_stream {
   httpd_sse_stream_t *next; /* hub list, guarded by the hub lock */
 };
 
+/* Most job ids of Redis events remembered between two rounds of the
+ * hub; past it every stream is polled. */
+#define CHANGED_MAX 256
+
 struct httpd_sse_hub {
   httpd_server_t *server;
   pthread_mutex_t lock;
@@ -60,6 +65,13 @@ struct httpd_sse_hub {
   int finishing;
   int stopping;
   pthread_t thread;
+  /* With Redis: jobs with an event since the last round, polled at once
+   * instead of at their next poll time. Under lock. */
+  ap_redis_job_listener_t *listener;
+  char changed[CHANGED_MAX][AP_ID_SIZE];
+  size_t changed_count;
+  int all_changed;
+  char round_changed[CHANGED_MAX][AP_ID_SIZE]; /* hub thread only */
 };
 
 static void stream_release(httpd_sse_stream_t *stream) {
@@ -245,17 +257,18 @@ static void stream_response_freed(void *cls) {
   stream_release(stream);
 }
 
-/* Polls one stream's job and queues what changed, then wakes it. */
+/* Polls one stream's job and queues what changed, then wakes it.
+ * `changed` makes it poll now, after a Redis event for its job. */
 static void stream_service(httpd_sse_stream_t *stream, int64_t now_ms,
-                           int finishing) {
+                           int finishing, int changed) {
   httpd_server_t *server = stream->hub->server;
   ap_job_event_t event;
   int have_event = 0;
   int gone = 0;
 
   pthread_mutex_lock(&stream->lock);
-  int due =
-      !stream->finished && !stream->closed && now_ms >= stream->next_poll_ms;
+  int due = !stream->finished && !stream->closed &&
+            (changed || now_ms >= stream->next_poll_ms);
   pthread_mutex_unlock(&stream->lock);
 
   if (due && !finishing) {
@@ -311,6 +324,30 @@ static void stream_service(httpd_sse_stream_t *stream, int64_t now_ms,
   pthread_mutex_unlock(&stream->lock);
 }
 
+/* Records a job's Redis event and wakes the hub thread; runs on the
+ * library's subscriber thread. */
+static void on_job_changed(void *user_data, const char *job_id) {
+  httpd_sse_hub_t *hub = user_data;
+  pthread_mutex_lock(&hub->lock);
+  if (!job_id || hub->changed_count == CHANGED_MAX) {
+    hub->all_changed = 1;
+  } else {
+    snprintf(hub->changed[hub->changed_count++], AP_ID_SIZE, "%s", job_id);
+  }
+  pthread_cond_signal(&hub->wake);
+  pthread_mutex_unlock(&hub->lock);
+}
+
+static int job_changed(char (*changed)[AP_ID_SIZE], size_t count,
+                       int all_changed, const char *job_id) {
+  for (size_t i = 0; i < count && !all_changed; i++) {
+    if (strcmp(changed[i], job_id) == 0) {
+      return 1;
+    }
+  }
+  return all_changed;
+}
+
 static void *hub_main(void *argument) {
   httpd_sse_hub_t *hub = argument;
   httpd_server_t *server = hub->server;
@@ -338,11 +375,19 @@ static void *hub_main(void *argument) {
       batch[batch_count++] = stream;
     }
     int finishing = hub->finishing;
+    size_t changed_count = hub->changed_count;
+    int all_changed = hub->all_changed;
+    memcpy(hub->round_changed, hub->changed,
+           changed_count * sizeof hub->changed[0]);
+    hub->changed_count = 0;
+    hub->all_changed = 0;
     pthread_mutex_unlock(&hub->lock);
 
     int64_t now_ms = httpd_monotonic_ms();
     for (size_t i = 0; i < batch_count; i++) {
-      stream_service(batch[i], now_ms, finishing);
+      stream_service(batch[i], now_ms, finishing,
+                     job_changed(hub->round_changed, changed_count, all_changed,
+                                 batch[i]->job_id));
     }
 
     pthread_mutex_lock(&hub->lock);
@@ -367,7 +412,7 @@ static void *hub_main(void *argument) {
     }
 
     pthread_mutex_lock(&hub->lock);
-    if (!hub->stopping) {
+    if (!hub->stopping && hub->changed_count == 0 && !hub->all_changed) {
       struct timespec deadline;
       clock_gettime(CLOCK_REALTIME, &deadline);
       int64_t wait_ms = server->settings.sse_poll_ms;
@@ -394,7 +439,13 @@ ap_status_t httpd_sse_hub_start(httpd_server_t *server, httpd_sse_hub_t **out,
   hub->server = server;
   pthread_mutex_init(&hub->lock, NULL);
   pthread_cond_init(&hub->wake, NULL);
+  /* Without Redis (or when this fails) streams poll their job only. */
+  if (ap_redis_enabled(server->context)) {
+    ap_redis_job_listener_open(server->context, on_job_changed, hub,
+                               &hub->listener, NULL);
+  }
   if (pthread_create(&hub->thread, NULL, hub_main, hub) != 0) {
+    ap_redis_job_listener_close(hub->listener);
     pthread_cond_destroy(&hub->wake);
     pthread_mutex_destroy(&hub->lock);
     free(hub);
@@ -419,6 +470,9 @@ void httpd_sse_hub_stop(httpd_sse_hub_t *hub) {
   if (!hub) {
     return;
   }
+  /* Before taking the hub lock, which on_job_changed takes under the
+   * library's lock. */
+  ap_redis_job_listener_close(hub->listener);
   pthread_mutex_lock(&hub->lock);
   hub->stopping = 1;
   pthread_cond_signal(&hub->wake);

@@ -341,6 +341,60 @@ static void test_watches_share_subscriber(void **state) {
   }
 }
 
+static void on_job_changed(void *user_data, const char *job_id) {
+  received_t *received = user_data;
+  on_message(received, job_id ? job_id : "(all)", "", 0);
+}
+
+/* A listener, as audiopipe-httpd's event-stream hub uses, sees the id of
+ * a job whose claim was published, and nothing after it is closed. */
+static void test_listener_sees_job_events(void **state) {
+  meta_fixture_t *fixture = *state;
+  received_t received = {.count = 0};
+  pthread_mutex_init(&received.lock, NULL);
+  pthread_cond_init(&received.changed, NULL);
+  ap_redis_job_listener_t *listener = NULL;
+  assert_int_equal(ap_redis_job_listener_open(fixture->context, on_job_changed,
+                                              &received, &listener, NULL),
+                   AP_OK);
+  assert_int_equal(redis_fixture_wait_subscribers(fixture->context, 1), 0);
+  pthread_mutex_lock(&received.lock);
+  received.count = 0; /* drops the "(all)" of the first subscription */
+  pthread_mutex_unlock(&received.lock);
+
+  ap_job_enqueue_options_t options;
+  ap_job_enqueue_options_init(&options);
+  options.kind = "redis_listen";
+  ap_job_t *job = NULL;
+  assert_int_equal(ap_job_enqueue(fixture->context, &options, &job, NULL),
+                   AP_OK);
+  const char *kinds[] = {"redis_listen"};
+  ap_job_t *claimed = NULL;
+  assert_int_equal(
+      ap_job_claim(fixture->context, "tester", 60000, kinds, 1, &claimed, NULL),
+      AP_OK);
+  assert_non_null(claimed);
+  assert_true(wait_for_message(&received));
+  assert_string_equal(received.channel, ap_job_id(job));
+
+  ap_redis_job_listener_close(listener);
+  pthread_mutex_lock(&received.lock);
+  int count = received.count;
+  pthread_mutex_unlock(&received.lock);
+  assert_int_equal(ap_job_complete(fixture->context, ap_job_id(claimed),
+                                   ap_job_claim_token(claimed), NULL, NULL),
+                   AP_OK);
+  redis_test_sleep_ms(200);
+  pthread_mutex_lock(&received.lock);
+  assert_int_equal(received.count, count);
+  pthread_mutex_unlock(&received.lock);
+
+  ap_job_free(claimed);
+  ap_job_free(job);
+  pthread_cond_destroy(&received.changed);
+  pthread_mutex_destroy(&received.lock);
+}
+
 /* --- shared rate limit ------------------------------------------------- */
 
 /*
@@ -550,6 +604,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_watch_receives_progress, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_watches_share_subscriber, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_listener_sees_job_events, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_rate_limiters_share_bucket, setup,
                                       teardown),
