@@ -24,11 +24,11 @@ static const ap_config_key_info_t key_table[] = {
 
     /* Context: backends, secrets and addresses (see <audiopipe/context.h>). */
     {"metadata.uri", "string", "sqlite://./audiopipe-data/meta.db", "",
-     "Metadata store: sqlite://PATH, a SQLite file (created if missing)."},
+     "Metadata store: sqlite://PATH, a SQLite file (created if missing), or mongodb://HOSTS/DATABASE?replicaSet=NAME, a MongoDB replica set."},
     {"metadata.sqlite_synchronous", "string", "NORMAL", "",
      "SQLite synchronous mode, FULL (survives power loss) or NORMAL (survives process crashes)."},
     {"metadata.pool_size", "integer", "4", "connections",
-     "SQLite connections the context keeps open for concurrent calls (1 to 64)."},
+     "SQLite connections the context keeps open for concurrent calls (1 to 64); a MongoDB URI sets maxPoolSize instead."},
     {"metadata.busy_timeout", "duration", "5s", "ms",
      "How long a SQLite call waits for another writer's lock before failing with unavailable."},
     {"metadata.auto_migrate", "bool", "true", "",

@@ -39,7 +39,9 @@ static _Thread_local size_t uri_warnings_size;
 
 /* Sends the driver's warnings and errors to the library's log, so nothing
  * is printed behind the host's back. Debug and trace messages are
- * dropped. */
+ * dropped. NOTE: libmongoc has one process-wide handler, so a host that
+ * installs its own after this loses the unknown-option check of
+ * parse_uri, and those options are then ignored. */
 static void forward_driver_log(mongoc_log_level_t level, const char *domain,
                                const char *message, void *user_data) {
   (void)user_data;
@@ -420,6 +422,8 @@ static const char *const indexed_collections[] = {
  * The MongoDB layout has one index set, which every schema version from 1
  * up creates; the stored version records which library version wrote the
  * documents, so ap_context_check_ready treats both backends alike.
+ * NOTE: no step rewrites existing documents yet; a schema change that
+ * needs one must add it here, keyed by the stored version.
  */
 static ap_status_t mongo_migrate(void *state, int target_version, int *version,
                                  ap_error_t *error) {
