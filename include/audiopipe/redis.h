@@ -5,10 +5,10 @@
  * for job watches, and audiopipe-httpd's per-key rate limit is kept in
  * Redis so every server process shares it.
  *
- * Redis holds nothing that matters: the job records in the metadata store
- * stay the source of truth. When Redis is unreachable, the context still
- * opens, workers and watches poll the records as without Redis, and
- * ap_redis_rate_limit fails so the caller uses a local limit. Every
+ * Redis keeps nothing that would be lost with it: the job records in the
+ * metadata store stay the source of truth. When Redis is unreachable, the
+ * context still opens, workers and watches poll the records as without Redis,
+ * and ap_redis_rate_limit fails so the caller uses a local limit. Every
  * connection reconnects with exponential backoff and full jitter, and
  * every command has a timeout (redis.command_timeout), so an outage costs
  * each caller at most one timeout per backoff delay.
@@ -33,7 +33,7 @@ AP_EXPORT int ap_redis_enabled(const ap_context_t *context);
 typedef struct ap_redis_health {
   size_t struct_size;        /* sizeof(ap_redis_health_t) */
   int enabled;               /* redis.uri is set */
-  int connected;             /* the publisher connection answers */
+  int connected;             /* the publisher connection replied to PING */
   int subscribers_connected; /* subscriber threads subscribed right now */
   char error[256];           /* the last connection error, "" if none */
 } ap_redis_health_t;
@@ -41,7 +41,7 @@ typedef struct ap_redis_health {
 /*
  * Sends PING on the publisher connection (at once, unless a reconnect is
  * waiting for its backoff delay) and fills `*health`. Returns AP_OK when
- * Redis is disabled or answered, AP_ERR_UNAVAILABLE with the connection
+ * Redis is disabled or replied, AP_ERR_UNAVAILABLE with the connection
  * error otherwise. A readiness probe reports the failure but should not
  * take the server out of service, because everything falls back to
  * polling.
@@ -78,12 +78,12 @@ typedef void (*ap_redis_job_listener_fn)(void *user_data, const char *job_id);
 typedef struct ap_redis_job_listener ap_redis_job_listener_t;
 
 /*
- * Calls `fn` for every job event published on this context's Redis (a
- * claim, progress, completion, failure or cancellation of any job), over
- * the context's one shared subscriber connection, for a server that
- * multiplexes many streams on one thread and reads the changed jobs'
- * records itself. Nothing is called while the subscriber is
- * disconnected, so the caller must also poll. Fails with
+ * Calls `fn` for every job event published on this context's Redis: a
+ * claim, progress, completion, failure or cancellation of any job. The
+ * events arrive over the context's one shared subscriber connection. It
+ * is meant for a server that multiplexes many streams on one thread and
+ * reads the changed jobs' records itself. Nothing is called while the
+ * subscriber is disconnected, so the caller must also poll. Fails with
  * AP_ERR_UNSUPPORTED when Redis is disabled.
  */
 AP_EXPORT ap_status_t ap_redis_job_listener_open(ap_context_t *context,

@@ -3,9 +3,9 @@
  * state, fraction or stage as one event.
  *
  * Without Redis it polls the job row every jobs.watch_interval. With
- * Redis it waits for the job's events on the context's shared subscriber:
- * a progress message becomes an event at once, with its fraction and
- * stage, while any state change is read from the record, which stays the
+ * Redis it waits for the job's events on the context's shared subscriber.
+ * A progress message becomes an event at once, with its fraction and
+ * stage. Any state change is read from the record, which stays the
  * source of truth. While the subscriber is disconnected it polls as
  * without Redis, and after a reconnect it reads the record, because
  * messages published meanwhile are lost. Even with the subscriber up the

@@ -1,8 +1,8 @@
 /*
  * The shared job-event subscriber of a context: one connection with
- * PSUBSCRIBE "<prefix>:job:*" whatever the number of open watches, a
- * table of watches by job id to which each message is fanned out, and
- * the listeners of ap_redis_job_listener_open, which see every message.
+ * PSUBSCRIBE "<prefix>:job:*" whatever the number of open watches. Each
+ * message goes to the watches of its job, found in a table by job id,
+ * and to every listener of ap_redis_job_listener_open.
  *
  * NOTE: with PSUBSCRIBE every process receives the events of every job,
  * also of jobs nobody watches there; that costs one small message per
@@ -25,8 +25,8 @@
 /* Buckets of the watch table; a power of two. */
 #define BUCKETS 256
 
-/* Messages queued on one watch before it is told to read the record
- * instead; a consumer that keeps up never gets near it. */
+/* Maximum messages queued on one watch. Past it the watch reads the
+ * record instead, and a consumer that keeps up never gets near it. */
 #define QUEUE_SIZE 32
 
 struct ap_notify_watch {

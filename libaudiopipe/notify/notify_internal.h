@@ -1,8 +1,8 @@
 /*
- * What the notify area shares with the rest of the library: Redis
- * connections that reconnect with backoff, the notifier a context owns
- * (publisher connection, counters, the shared job-event subscriber), the
- * publish calls made after a job change has committed, and subscriber
+ * What the notify area shares with the rest of the library. It contains
+ * Redis connections that reconnect with backoff, the notifier a context
+ * owns (publisher connection, counters, the shared job-event subscriber),
+ * the publish calls made after a job change has committed, and subscriber
  * threads. Redis only shortens waits: the job records stay the source of
  * truth, and every caller falls back to polling when a call here fails.
  */
@@ -19,7 +19,8 @@
 #include <audiopipe/job.h>
 #include <audiopipe/metrics.h>
 
-/* Longest host name, socket path, user name or password of redis.uri. */
+/* Maximum size, NUL included, of each part of redis.uri: host name,
+ * socket path, user name and password. */
 #define AP_REDIS_URI_PART_SIZE 256
 
 /* A parsed redis.uri. */
@@ -72,13 +73,14 @@ typedef struct ap_redis_counters {
 
 /*
  * One Redis connection with its reconnect schedule. Not locked: the owner
- * serialises calls (the publisher and the rate limiter hold a mutex, a
+ * serialises calls (the publisher and the rate limiter use a mutex, a
  * subscriber has its own thread).
  *
- * After a failure the connection is dropped and no attempt is made before
- * a delay drawn uniformly from [0, min(max, min * 2^failures)] (full
- * jitter), so callers fail at once during that delay instead of waiting
- * on a dead server, and many clients do not reconnect in step.
+ * After the n-th failure in a row the connection is dropped, and no
+ * attempt is made before a delay drawn uniformly from
+ * [0, min(max, min * 2^(n - 1))] (full jitter). Callers fail at once
+ * during that delay instead of waiting on a dead server, and many clients
+ * do not reconnect in step.
  */
 typedef struct ap_redis_connection {
   const ap_redis_settings_t *settings; /* owned by the notifier */
@@ -97,15 +99,15 @@ void ap_redis_connection_init(ap_redis_connection_t *connection,
  * Returns the connected context, connecting first when needed (AUTH and
  * SELECT included, with the connect timeout and then the command timeout
  * on the socket). Returns NULL during the backoff delay or when the
- * connect fails; `last_error` then says why.
+ * connect fails, and `last_error` then contains the reason.
  */
 struct redisContext *ap_redis_connection_get(ap_redis_connection_t *connection);
 
 /*
  * Runs one command on the connection and returns its reply, which the
  * caller frees with freeReplyObject. An I/O error, a timeout or a reply
- * of type REDIS_REPLY_ERROR is recorded in `last_error`; on I/O errors
- * and timeouts the connection is dropped and NULL is returned.
+ * of type REDIS_REPLY_ERROR is recorded in `last_error`. After an I/O
+ * error or a timeout the connection is dropped and NULL is returned.
  */
 struct redisReply *
 ap_redis_connection_command(ap_redis_connection_t *connection, int argc,
@@ -122,7 +124,7 @@ void ap_redis_connection_close(ap_redis_connection_t *connection);
 int64_t ap_redis_monotonic_ms(void);
 
 /*
- * A subscriber: a thread that holds one connection, sends SUBSCRIBE or
+ * A subscriber: a thread with one connection that sends SUBSCRIBE or
  * PSUBSCRIBE for its channels and calls `on_message` for each message.
  * It reconnects with the same backoff as other connections and calls
  * `on_connected` (may be NULL) after every successful subscription,
@@ -198,9 +200,9 @@ void ap_notifier_subscriber_connected(ap_notifier_t *notifier, int delta);
 
 /*
  * Publishes `message` on `<prefix>:<suffix>` through the shared publisher
- * connection. Returns 1 when Redis accepted it. A failure is counted and
- * logged (at most once per outage) and never reported to the caller, whose
- * change has already committed.
+ * connection. Returns 1 when Redis accepted it, else 0. A failure is
+ * counted and logged once per outage, and the caller, whose change has
+ * already committed, ignores the result.
  */
 int ap_notifier_publish(ap_notifier_t *notifier, const char *suffix,
                         const char *message);

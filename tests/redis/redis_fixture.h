@@ -1,8 +1,8 @@
 /*
- * Shared setup of the Redis tests: a metadata fixture whose configuration
+ * Shared setup of the Redis tests. The metadata fixture's configuration
  * points at the redis-server of the ctest fixture, with a key prefix of
- * its own, plus direct hiredis commands (FLUSHALL, SCRIPT FLUSH) and the
- * script that stops and restarts the server.
+ * its own. Helpers send commands straight to that server (FLUSHALL,
+ * SCRIPT FLUSH) and run the script that stops and restarts it.
  */
 #ifndef AP_TEST_REDIS_FIXTURE_H
 #define AP_TEST_REDIS_FIXTURE_H

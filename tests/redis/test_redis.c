@@ -2,7 +2,7 @@
  * Tests of the Redis notifications without a worker: redis.uri parsing,
  * publish and subscribe, the job events a watch turns into progress, the
  * shared rate limit of two audiopipe-httpd limiters, and the fallbacks
- * when Redis is unreachable or does not answer.
+ * when Redis is unreachable or does not reply.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -346,8 +346,8 @@ static void on_job_changed(void *user_data, const char *job_id) {
   on_message(received, job_id ? job_id : "(all)", "", 0);
 }
 
-/* A listener, as audiopipe-httpd's event-stream hub uses, sees the id of
- * a job whose claim was published, and nothing after it is closed. */
+/* A listener, as audiopipe-httpd's event-stream hub uses, receives the
+ * id of a job whose claim was published, and nothing after it is closed. */
 static void test_listener_sees_job_events(void **state) {
   meta_fixture_t *fixture = *state;
   received_t received = {.count = 0};
@@ -547,7 +547,7 @@ static void test_closed_port_falls_back(void **state) {
 
 /*
  * A listening socket that never accepts completes TCP handshakes in the
- * kernel but never answers, like a hung Redis: every call must give up
+ * kernel but never replies, like a hung Redis: every call must give up
  * after the command timeout. The bound of 10 s is 50 times the timeout,
  * so only a call that waits without a timeout fails it.
  */
