@@ -119,6 +119,8 @@ ap_status_t ap_redis_rate_limit(ap_context_t *context, const char *key,
   snprintf(rate_text, sizeof rate_text, "%.17g", rate);
   snprintf(burst_text, sizeof burst_text, "%.17g", burst);
 
+  /* NOTE: one connection per context, so concurrent requests of one
+   * httpd wait for each other's round trip to Redis. */
   pthread_mutex_lock(&notifier->rate_lock);
   redisReply *reply = run_script(notifier, bucket, rate_text, burst_text);
   int valid = reply && reply->type == REDIS_REPLY_ARRAY &&

@@ -124,7 +124,10 @@ static void serve_connection(ap_redis_subscriber_t *subscriber,
   char reason[256] = "";
   int subscribed = subscribe(subscriber, redis, reason, sizeof reason);
   /* Messages may be minutes apart, so the read waits without a
-   * timeout; a dead peer is noticed by TCP keep-alive or the stop. */
+   * timeout.
+   * NOTE: a Redis host that vanishes without closing the connection is
+   * noticed only by TCP keep-alive, after about 30 s with hiredis 0.14's
+   * settings; wake-ups are lost until then and workers poll. */
   struct timeval forever = {0, 0};
   if (subscribed && redisSetTimeout(redis, forever) != REDIS_OK) {
     snprintf(reason, sizeof reason,
