@@ -20,6 +20,8 @@
 #   stop   stops the server whose PID is in DIR/mongo.pid (SIGTERM, then
 #          SIGKILL after 10 s). Stopping a server that is not running
 #          succeeds.
+# AP_MONGO_TEST_SET_NAME names the replica set (default rs0); set it empty
+# for a server that presents itself as a standalone mongod.
 # AP_MONGO_TEST_MODULES overrides the cache folder, by default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/audiopipe/smartmongo-2.2.0.
 set -eu
@@ -98,7 +100,7 @@ start() {
   install_server
   mkdir -p "$directory"
 
-  AP_MONGO_TEST_SET_NAME=rs0 nohup node "$script_dir/mongo-test-server/launch.mjs" \
+  AP_MONGO_TEST_SET_NAME=${AP_MONGO_TEST_SET_NAME-rs0} nohup node "$script_dir/mongo-test-server/launch.mjs" \
     "$port" "$cache/node_modules" >"$log_file" 2>&1 &
   echo $! >"$pid_file"
 

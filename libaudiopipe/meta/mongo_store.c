@@ -541,12 +541,23 @@ ap_status_t ap_mongo_store_open(const char *uri, const ap_config_t *config,
   bson_error_t driver_error;
   store->pool = mongoc_client_pool_new_with_error(store->uri, &driver_error);
   if (!store->pool) {
+    /* A mongodb+srv:// URI is resolved here, so a DNS failure is an
+     * outage rather than a bad setting. */
+    if (driver_error.domain == MONGOC_ERROR_STREAM) {
+      ap_mongo_note_hosts(store->hosts);
+      status = ap_mongo_error(&driver_error,
+                              "metadata.uri: resolving the "
+                              "SRV records",
+                              error);
+    } else {
+      status = ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                            "metadata.uri = %s: cannot create the client "
+                            "pool: %s",
+                            redacted, driver_error.message);
+    }
     mongo_close(store);
     free(meta);
-    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
-                        "metadata.uri = %s: cannot create the client pool: "
-                        "%s",
-                        redacted, driver_error.message);
+    return status;
   }
   mongoc_client_pool_set_error_api(store->pool, MONGOC_ERROR_API_VERSION_2);
   if (!mongoc_uri_get_appname(store->uri)) {

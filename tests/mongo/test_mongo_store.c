@@ -943,6 +943,31 @@ static void server_restart_recovers(void **state) {
   run_spare_server("stop");
 }
 
+static void standalone_server_is_rejected(void **state) {
+  (void)state;
+  assert_int_equal(setenv("AP_MONGO_TEST_SET_NAME", "", 1), 0);
+  run_spare_server("start");
+  assert_int_equal(unsetenv("AP_MONGO_TEST_SET_NAME"), 0);
+
+  const char *uri = "mongodb://" SPARE_HOST "/standalone"
+                    "?serverSelectionTimeoutMS=2000";
+  ap_meta_store_t *meta = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(ap_meta_store_open(uri, NULL, &settings, &meta, &error),
+                   AP_OK);
+  assert_int_equal(meta->backend->ping(meta->state, &error), AP_OK);
+  int version = 0;
+  assert_int_equal(
+      meta->backend->migrate(meta->state, AP_SCHEMA_VERSION, &version, &error),
+      AP_ERR_UNSUPPORTED);
+  assert_non_null(strstr(error.message, "standalone"));
+  assert_non_null(strstr(error.message, SPARE_HOST));
+  assert_non_null(strstr(error.message, "--replSet"));
+  assert_non_null(strstr(error.message, "rs.initiate()"));
+  ap_meta_store_close(meta);
+  run_spare_server("stop");
+}
+
 /* ---- The whole flow on MongoDB. ---- */
 
 /* How long the flow test waits for its job: far above the seconds the
@@ -1104,6 +1129,7 @@ int main(void) {
       cmocka_unit_test(failed_accept_rolls_back),
       cmocka_unit_test(closed_port_is_unavailable),
       cmocka_unit_test(server_restart_recovers),
+      cmocka_unit_test(standalone_server_is_rejected),
       cmocka_unit_test(upload_flow_processes_case),
   };
   int failures = cmocka_run_group_tests(tests, NULL, NULL);
