@@ -20,7 +20,7 @@
 #include "process/pipeline.h"
 
 /* Blocks queued per worker in pipeline.c. */
-#define QUEUE_CAPACITY 8
+#define QUEUE_CAPACITY 16
 
 /* A deterministic planar signal in blocks of up to 4096 frames. */
 typedef struct test_source {
