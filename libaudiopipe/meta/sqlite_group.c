@@ -125,6 +125,11 @@ ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
                                     ap_sqlite_write_function_t write,
                                     void *argument, ap_error_t *error) {
   ap_sqlite_write_request_t request = {.write = write, .argument = argument};
+  if (pthread_cond_init(&request.wake, NULL) != 0) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_NO_MEMORY,
+                        "cannot create a condition variable for a grouped "
+                        "write: the system is out of resources");
+  }
 
   pthread_mutex_lock(&store->group_mutex);
   if (store->group_tail) {
@@ -134,11 +139,15 @@ ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
   }
   store->group_tail = &request;
 
-  /* A request taken by a running batch is no longer in the queue, so a
-   * caller that finds no batch running always finds its own request. */
+  /* Each waiter sleeps on its own condition variable and is woken when
+   * its batch has committed, or when it heads the queue and no batch
+   * runs, so a batch of 64 wakes its own callers and the next leader
+   * rather than every thread waiting. A request taken by a running batch
+   * is no longer in the queue, so a caller that finds no batch running
+   * always finds its own request. */
   while (!request.done) {
     if (store->group_running) {
-      pthread_cond_wait(&store->group_done, &store->group_mutex);
+      pthread_cond_wait(&request.wake, &store->group_mutex);
       continue;
     }
     ap_sqlite_write_request_t *first = store->group_head;
@@ -156,14 +165,21 @@ ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
     run_batch(store, first, end);
 
     pthread_mutex_lock(&store->group_mutex);
-    for (ap_sqlite_write_request_t *done = first; done != end;
-         done = done->next) {
+    for (ap_sqlite_write_request_t *done = first; done != end;) {
+      /* `done` may return and leave its stack frame once it is marked
+       * and the mutex is released, so read the link first. */
+      ap_sqlite_write_request_t *next = done->next;
       done->done = 1;
+      pthread_cond_signal(&done->wake);
+      done = next;
     }
     store->group_running = 0;
-    pthread_cond_broadcast(&store->group_done);
+    if (store->group_head) {
+      pthread_cond_signal(&store->group_head->wake);
+    }
   }
   pthread_mutex_unlock(&store->group_mutex);
+  pthread_cond_destroy(&request.wake);
 
   if (request.status != AP_OK && error) {
     *error = request.error;

@@ -38,7 +38,8 @@ typedef struct ap_sqlite_write_request {
   void *argument;
   ap_status_t status;
   ap_error_t error;
-  int done; /* under the store's group_mutex */
+  int done;            /* under the store's group_mutex */
+  pthread_cond_t wake; /* signalled under group_mutex */
   struct ap_sqlite_write_request *next;
 } ap_sqlite_write_request_t;
 
@@ -79,7 +80,6 @@ typedef struct ap_sqlite_store {
   /* Group commit (sqlite_group.c): the queue of write requests waiting
    * for the next batch, and whether a batch is committing. */
   pthread_mutex_t group_mutex;
-  pthread_cond_t group_done;
   struct ap_sqlite_write_request *group_head; /* under group_mutex */
   struct ap_sqlite_write_request *group_tail; /* under group_mutex */
   int group_running;                          /* under group_mutex */

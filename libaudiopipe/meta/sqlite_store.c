@@ -475,7 +475,6 @@ static void sqlite_close(void *state) {
   pthread_mutex_destroy(&store->checkpoint_mutex);
   pthread_cond_destroy(&store->checkpoint_wake);
   pthread_mutex_destroy(&store->group_mutex);
-  pthread_cond_destroy(&store->group_done);
   free(store->path);
   free(store);
 }
@@ -593,7 +592,6 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
   pthread_mutex_init(&store->checkpoint_mutex, NULL);
   pthread_cond_init(&store->checkpoint_wake, NULL);
   pthread_mutex_init(&store->group_mutex, NULL);
-  pthread_cond_init(&store->group_done, NULL);
   store->settings = *settings;
   store->path = strdup(path);
   /* The borrowable connections, then the group-commit writer. */

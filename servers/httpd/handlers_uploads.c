@@ -2,6 +2,7 @@
  * POST /v1/uploads (issue a presigned PUT) and
  * POST /v1/uploads/{id}/complete (validate what arrived, create the asset).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,13 +78,15 @@ static enum MHD_Result reject(httpd_request_t *request,
   return httpd_respond_ap_error(request, connection, error);
 }
 
-enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
-                                           struct MHD_Connection *connection) {
+/* Creates the upload the request's body describes and stores the
+ * ticket's JSON in `*json`, or fails with the error to send. */
+static ap_status_t create_upload(httpd_request_t *request, char **json,
+                                 ap_error_t *error) {
   httpd_upload_body_t body;
-  ap_error_t error = {0};
-  if (httpd_upload_body_parse(request->body ? request->body : "",
-                              request->body_length, &body, &error) != AP_OK) {
-    return reject(request, connection, "create", &error);
+  ap_status_t status = httpd_upload_body_parse(
+      request->body ? request->body : "", request->body_length, &body, error);
+  if (status != AP_OK) {
+    return status;
   }
 
   ap_upload_request_t upload;
@@ -92,27 +95,186 @@ enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
   upload.filename = body.filename;
   upload.size_bytes = body.size_bytes;
   upload.content_type = body.content_type;
-  if (body.method[0] &&
-      ap_upload_method_parse(body.method, &upload.method, &error) != AP_OK) {
-    return reject(request, connection, "create", &error);
+  if (body.method[0]) {
+    status = ap_upload_method_parse(body.method, &upload.method, error);
+    if (status != AP_OK) {
+      return status;
+    }
   }
 
   ap_upload_ticket_t *ticket = NULL;
-  if (ap_upload_create(request->server->context, &upload, &ticket, &error) !=
-      AP_OK) {
-    return reject(request, connection, "create", &error);
-  }
-  char *json = NULL;
-  ap_status_t status = ap_upload_ticket_to_json(ticket, &json, &error);
-  ap_upload_ticket_free(ticket);
+  status = ap_upload_create(request->server->context, &upload, &ticket, error);
   if (status != AP_OK) {
-    return httpd_respond_ap_error(request, connection, &error);
+    return status;
+  }
+  status = ap_upload_ticket_to_json(ticket, json, error);
+  ap_upload_ticket_free(ticket);
+  return status;
+}
+
+/* Sends the outcome of create_upload; takes ownership of `json`. */
+static enum MHD_Result send_created(httpd_request_t *request,
+                                    struct MHD_Connection *connection,
+                                    char *json, const ap_error_t *error) {
+  if (!json) {
+    return reject(request, connection, "create", error);
   }
   ap_metrics_add(uploads_created, 1);
   enum MHD_Result result =
       httpd_respond_json(request, connection, MHD_HTTP_CREATED, json);
   ap_free(json);
   return result;
+}
+
+/*
+ * Upload creation blocks until its row is committed, and the group
+ * commit (libaudiopipe/meta/sqlite_group.c) shares one commit among the
+ * creations that wait at the same time. Run on the few libmicrohttpd
+ * threads, a creation would stall every other connection of its thread
+ * and no more than one creation per thread could share a commit. So the
+ * handler suspends the connection and queues the request to these
+ * threads, which only wait, and the connection resumes with the outcome.
+ * CREATION_THREADS bounds the creations that can share one commit; it
+ * matches the group commit's batch limit of 64.
+ */
+#define CREATION_THREADS 64
+
+static struct {
+  pthread_mutex_t mutex;
+  pthread_cond_t wake;
+  httpd_request_t *head; /* under mutex */
+  httpd_request_t *tail; /* under mutex */
+  int accepting;         /* under mutex: 0 before start and once stopping */
+  pthread_t threads[CREATION_THREADS];
+  int started; /* threads running; written only by start and stop */
+} creations = {.mutex = PTHREAD_MUTEX_INITIALIZER,
+               .wake = PTHREAD_COND_INITIALIZER};
+
+static void *run_creations(void *argument) {
+  (void)argument;
+  pthread_mutex_lock(&creations.mutex);
+  for (;;) {
+    while (!creations.head && creations.accepting) {
+      pthread_cond_wait(&creations.wake, &creations.mutex);
+    }
+    httpd_request_t *request = creations.head;
+    if (!request) {
+      break; /* stopping, and the queue is empty */
+    }
+    creations.head = request->deferred_next;
+    if (!creations.head) {
+      creations.tail = NULL;
+    }
+    pthread_mutex_unlock(&creations.mutex);
+
+    ap_error_t error;
+    ap_error_clear(&error);
+    char *json = NULL;
+    if (create_upload(request, &json, &error) != AP_OK) {
+      ap_free(json);
+      json = NULL;
+      request->deferred_error = malloc(sizeof error);
+      if (request->deferred_error) {
+        *request->deferred_error = error;
+      }
+    }
+    request->deferred_json = json;
+    /* The connection may be completed and the request freed as soon as
+     * it resumes, so this is the last access to it. */
+    MHD_resume_connection(request->connection);
+
+    pthread_mutex_lock(&creations.mutex);
+  }
+  pthread_mutex_unlock(&creations.mutex);
+  return NULL;
+}
+
+/* Queues `request` and suspends its connection. Returns 0, with nothing
+ * done, when the threads are not running. */
+static int defer_creation(httpd_request_t *request,
+                          struct MHD_Connection *connection) {
+  pthread_mutex_lock(&creations.mutex);
+  if (!creations.accepting) {
+    pthread_mutex_unlock(&creations.mutex);
+    return 0;
+  }
+  request->deferred = 1;
+  request->connection = connection;
+  request->deferred_next = NULL;
+  /* Suspended before a thread can see the request, so its resume never
+   * comes first. */
+  MHD_suspend_connection(connection);
+  if (creations.tail) {
+    creations.tail->deferred_next = request;
+  } else {
+    creations.head = request;
+  }
+  creations.tail = request;
+  pthread_cond_signal(&creations.wake);
+  pthread_mutex_unlock(&creations.mutex);
+  return 1;
+}
+
+ap_status_t httpd_upload_threads_start(httpd_server_t *server,
+                                       ap_error_t *error) {
+  (void)server;
+  pthread_mutex_lock(&creations.mutex);
+  creations.accepting = 1;
+  pthread_mutex_unlock(&creations.mutex);
+  for (int i = 0; i < CREATION_THREADS; i++) {
+    if (pthread_create(&creations.threads[i], NULL, run_creations, NULL) != 0) {
+      httpd_upload_threads_stop();
+      return httpd_error_set(error, AP_ERR_UNAVAILABLE,
+                             "cannot start upload creation thread %d of %d",
+                             i + 1, CREATION_THREADS);
+    }
+    creations.started = i + 1;
+  }
+  return AP_OK;
+}
+
+void httpd_upload_threads_stop(void) {
+  pthread_mutex_lock(&creations.mutex);
+  creations.accepting = 0;
+  pthread_cond_broadcast(&creations.wake);
+  pthread_mutex_unlock(&creations.mutex);
+  for (int i = 0; i < creations.started; i++) {
+    pthread_join(creations.threads[i], NULL);
+  }
+  creations.started = 0;
+}
+
+enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
+                                           struct MHD_Connection *connection) {
+  if (request->deferred) {
+    /* Resumed: a creation thread stored the outcome. */
+    char *json = request->deferred_json;
+    ap_error_t *failure = request->deferred_error;
+    request->deferred_json = NULL;
+    request->deferred_error = NULL;
+    ap_error_t error;
+    ap_error_clear(&error);
+    if (failure) {
+      error = *failure;
+      free(failure);
+    } else if (!json) {
+      httpd_error_set(&error, AP_ERR_NO_MEMORY,
+                      "out of memory storing the upload ticket");
+    }
+    return send_created(request, connection, json, &error);
+  }
+  if (defer_creation(request, connection)) {
+    return MHD_YES;
+  }
+
+  ap_error_t error;
+  ap_error_clear(&error);
+  char *json = NULL;
+  if (create_upload(request, &json, &error) != AP_OK) {
+    ap_free(json);
+    json = NULL;
+  }
+  return send_created(request, connection, json, &error);
 }
 
 enum MHD_Result

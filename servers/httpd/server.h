@@ -104,6 +104,15 @@ typedef struct httpd_request {
   /* Object GETs count streamed bytes here. */
   _Atomic uint64_t streamed_bytes;
 
+  /* Upload creations run on the creation threads (handlers_uploads.c)
+   * while the connection is suspended; the thread stores the outcome
+   * before it resumes the connection. */
+  int deferred; /* 1 once handed to the creation threads */
+  struct MHD_Connection *connection;
+  char *deferred_json;                 /* the ticket on success, ap_free */
+  ap_error_t *deferred_error;          /* the failure, free */
+  struct httpd_request *deferred_next; /* queue link */
+
   /* Written before they are read; not zeroed by on_uri. */
   ap_error_t query_error;    /* valid when query_valid is 0 */
   httpd_route_match_t match; /* route is set to NULL by on_uri */
@@ -121,6 +130,16 @@ unsigned httpd_status_for_code(int code);
  * audiopipe_backend_errors_total (handlers_uploads.c); call once at
  * start-up. */
 ap_status_t httpd_upload_metrics_register(ap_error_t *error);
+
+/*
+ * Starts the threads that run upload creations off the libmicrohttpd
+ * threads (handlers_uploads.c), and stops them once every queued
+ * creation has been answered. Call stop before MHD_stop_daemon, since a
+ * creation resumes its suspended connection when it ends.
+ */
+ap_status_t httpd_upload_threads_start(httpd_server_t *server,
+                                       ap_error_t *error);
+void httpd_upload_threads_stop(void);
 
 /* Counts one 5xx failure caused by a backend, labelled by error domain. */
 void httpd_count_backend_error(const ap_error_t *error);
@@ -210,8 +229,9 @@ enum MHD_Result httpd_handle_object_get(httpd_request_t *request,
 enum MHD_Result
 httpd_handle_upload_part_presign(httpd_request_t *request,
                                  struct MHD_Connection *connection);
-enum MHD_Result httpd_handle_upload_parts_list(httpd_request_t *request,
-                                               struct MHD_Connection *connection);
+enum MHD_Result
+httpd_handle_upload_parts_list(httpd_request_t *request,
+                               struct MHD_Connection *connection);
 enum MHD_Result httpd_handle_upload_abort(httpd_request_t *request,
                                           struct MHD_Connection *connection);
 
@@ -222,8 +242,8 @@ enum MHD_Result httpd_handle_upload_abort(httpd_request_t *request,
  * item at fault ("parts[2].etag: ...").
  */
 ap_status_t httpd_complete_parts_parse(const char *body, size_t length,
-                                       ap_upload_part_t **parts,
-                                       size_t *count, ap_error_t *error);
+                                       ap_upload_part_t **parts, size_t *count,
+                                       ap_error_t *error);
 
 /*
  * The object PUT is streamed: called on every body chunk. Returns MHD_YES
