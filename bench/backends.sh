@@ -16,16 +16,20 @@
 #
 # BUILD_DIR must contain servers/httpd/audiopipe-httpd and libaudiopipe.a
 # (default build-bench, built here in Release when missing); SECONDS is
-# the length of each wrk run (default 5). AP_BENCH_QUEUE_CYCLES (default
-# 4000) and AP_BENCH_MONGO_CYCLES (default 1000) set the job cycles,
-# AP_BENCH_PRESIGN_URLS (default 100000) the URLs signed per store.
+# the length of each wrk run (default 5). Each job and HTTP row runs
+# AP_BENCH_ROUNDS times (default 3, the rows alternating) and reports
+# the median, because other load on the machine swings single runs.
+# AP_BENCH_QUEUE_CYCLES (default 4000) and AP_BENCH_MONGO_CYCLES (default
+# 1000) set the job cycles per run, AP_BENCH_MONGO_SECONDS (default 2)
+# the length of each MongoDB HTTP run, and AP_BENCH_PRESIGN_URLS
+# (default 100000) the URLs signed per store.
 #
 # The script starts every server itself on 127.0.0.1 with
 # scripts/mongo-test-server.sh, scripts/redis-test-server.sh and
 # scripts/ceph-rgw.sh, and stops each by its PID on exit. The MongoDB
 # rows run on the Mongo-wire test server, which scans a whole collection
-# per query: each row gets a fresh database and a short run, and its
-# figures measure that server, not MongoDB.
+# per query: each run gets a fresh database and a few thousand requests,
+# and its figures measure that server, not MongoDB.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,6 +39,8 @@ seconds=${2:-5}
 queue_cycles=${AP_BENCH_QUEUE_CYCLES:-4000}
 mongo_cycles=${AP_BENCH_MONGO_CYCLES:-1000}
 presign_urls=${AP_BENCH_PRESIGN_URLS:-100000}
+mongo_seconds=${AP_BENCH_MONGO_SECONDS:-2}
+rounds=${AP_BENCH_ROUNDS:-3}
 httpd=$build/servers/httpd/audiopipe-httpd
 
 if [[ ! -x $httpd || ! -f $build/libaudiopipe.a ]]; then
@@ -149,28 +155,52 @@ echo "| s3 (SigV4) | $s3_get | $s3_put |" \
   "$(field get_wall_ns "$presign_s3") | $(field put_wall_ns "$presign_s3") |" \
   "$(ratio "$s3_get" "$file_get") | $(ratio "$s3_put" "$file_put") |"
 
+# Prints the median of the numbers given as arguments.
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # ---- (b) no-op jobs ---------------------------------------------------
 echo
-echo "== no-op jobs (enqueue -> claim -> complete)"
+echo "== no-op jobs (enqueue -> claim -> complete), median of $rounds rounds"
 echo "| metadata | threads | cycles | cycles/s | p50 ms | p99 ms | vs sqlite |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for threads in 1 4; do
-  sqlite=$("$bench" queue "sqlite://$data/queue-$threads.db" "$queue_cycles" \
-    "$threads")
-  mongo=$("$bench" queue "$(mongo_uri)" "$mongo_cycles" "$threads" || true)
-  base=$(field cycles_per_second "$sqlite")
-  for row in "sqlite|$sqlite" "mongo-test-server|$mongo"; do
-    name=${row%%|*}
-    line=${row#*|}
-    rate=$(field cycles_per_second "$line")
-    if [[ -z $rate ]]; then
-      echo "| $name | $threads | - | failed | - | - | - |"
+  declare -A queue_rates=() queue_p50=() queue_p99=()
+  for round in $(seq "$rounds"); do
+    # Rounds alternate the backends, so a burst of load elsewhere on the
+    # machine falls on both.
+    sqlite=$("$bench" queue "sqlite://$data/queue-$threads-$round.db" \
+      "$queue_cycles" "$threads" || true)
+    mongo=$("$bench" queue "$(mongo_uri)" "$mongo_cycles" "$threads" || true)
+    for row in "sqlite|$sqlite" "mongo|$mongo"; do
+      name=${row%%|*}
+      line=${row#*|}
+      queue_rates[$name]+=" $(field cycles_per_second "$line")"
+      queue_p50[$name]+=" $(field p50_ms "$line")"
+      queue_p99[$name]+=" $(field p99_ms "$line")"
+    done
+  done
+  # shellcheck disable=SC2086 # the lists are split on purpose
+  base=$(median ${queue_rates[sqlite]})
+  for name in sqlite mongo; do
+    cycles=$queue_cycles label=sqlite
+    [[ $name == mongo ]] && cycles=$mongo_cycles label=mongo-test-server
+    # shellcheck disable=SC2086
+    if [[ $(wc -w <<<"${queue_rates[$name]}") -lt $rounds ]]; then
+      echo "| $label | $threads | $cycles | failed | - | - | - |"
       continue
     fi
-    echo "| $name | $threads | $(field cycles "$line") | $rate |" \
-      "$(field p50_ms "$line") | $(field p99_ms "$line") |" \
+    # shellcheck disable=SC2086
+    rate=$(median ${queue_rates[$name]})
+    # shellcheck disable=SC2086
+    echo "| $label | $threads | $cycles | $(printf %.0f "$rate") |" \
+      "$(printf %.2f "$(median ${queue_p50[$name]})") |" \
+      "$(printf %.1f "$(median ${queue_p99[$name]})") |" \
       "$(ratio "$rate" "$base") |"
   done
+  unset queue_rates queue_p50 queue_p99
 done
 
 # ---- (a) POST /v1/uploads ---------------------------------------------
@@ -184,10 +214,11 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $key"
 LUA
 
-# Runs wrk against a fresh audiopipe-httpd on METADATA OBJECTS REDIS and
-# prints "requests_per_second p50_ms p99_ms errors".
+# Runs wrk for DURATION seconds against a fresh audiopipe-httpd on
+# METADATA OBJECTS REDIS and prints "requests_per_second p50_ms p99_ms
+# errors".
 measure_uploads() {
-  local metadata=$1 objects=$2 redis=$3 port
+  local metadata=$1 objects=$2 redis=$3 duration=$4 port
   local limits=(AUDIOPIPE_HTTP_RATE_LIMIT=0)
   if [[ -n $redis ]]; then
     limits=(AUDIOPIPE_HTTP_RATE_LIMIT=10000000
@@ -207,7 +238,7 @@ measure_uploads() {
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
     sleep 0.1
   done
-  wrk -t2 -c16 -d"${seconds}s" --latency -s "$data/uploads.lua" \
+  wrk -t2 -c16 -d"${duration}s" --latency -s "$data/uploads.lua" \
     "http://127.0.0.1:$port/v1/uploads" >"$data/wrk.txt" 2>&1 || true
   stop_httpd
   awk '
@@ -222,15 +253,15 @@ measure_uploads() {
     $1 == "99%" { p99 = ms($2) }
     /Non-2xx or 3xx responses:/ { errors = $5 }
     /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, errors }
+    END { printf "%.0f %.2f %.1f %d\n", rps, p50, p99, errors }
   ' "$data/wrk.txt"
 }
 
 echo
-echo "== POST /v1/uploads, wrk 2 threads, 16 connections, ${seconds}s per row"
+echo "== POST /v1/uploads, wrk 2 threads, 16 connections, ${seconds}s per" \
+  "run (${mongo_seconds}s on MongoDB), median of $rounds rounds"
 echo "| metadata | objects | redis | requests/s | p50 ms | p99 ms | errors | vs sqlite+file |"
 echo "|---|---|---|---:|---:|---:|---:|---:|"
-base=
 rows=(
   "sqlite|file|"
   "sqlite|s3|"
@@ -239,28 +270,44 @@ rows=(
   "mongo-test-server|s3|"
   "mongo-test-server|s3|redis"
 )
-row_number=0
+declare -A http_rps=() http_p50=() http_p99=() http_errors=()
+run=0
+for round in $(seq "$rounds"); do
+  for row in "${rows[@]}"; do
+    IFS='|' read -r metadata objects redis <<<"$row"
+    run=$((run + 1))
+    duration=$seconds
+    if [[ $metadata == sqlite ]]; then
+      metadata_uri=sqlite://$data/http-$run.db
+    else
+      metadata_uri=$(mongo_uri)
+      duration=$mongo_seconds
+    fi
+    objects_uri=$s3_uri
+    [[ $objects == file ]] && objects_uri=file://$data/http-objects-$run
+    redis_value=
+    [[ -n $redis ]] && redis_value=$redis_uri
+    read -r rps p50 p99 errors < <(measure_uploads "$metadata_uri" \
+      "$objects_uri" "$redis_value" "$duration")
+    http_rps[$row]+=" $rps"
+    http_p50[$row]+=" $p50"
+    http_p99[$row]+=" $p99"
+    http_errors[$row]=$((${http_errors[$row]:-0} + errors))
+  done
+done
+base=
 for row in "${rows[@]}"; do
   IFS='|' read -r metadata objects redis <<<"$row"
-  row_number=$((row_number + 1))
-  if [[ $metadata == sqlite ]]; then
-    metadata_uri=sqlite://$data/http-$row_number.db
-  else
-    metadata_uri=$(mongo_uri)
-  fi
-  if [[ $objects == file ]]; then
-    objects_uri=file://$data/http-objects-$row_number
-  else
-    objects_uri=$s3_uri
-  fi
-  redis_value=
-  [[ -n $redis ]] && redis_value=$redis_uri
-  read -r rps p50 p99 errors < <(measure_uploads "$metadata_uri" \
-    "$objects_uri" "$redis_value")
+  # shellcheck disable=SC2086 # the lists are split on purpose
+  rps=$(median ${http_rps[$row]})
   [[ -z $base ]] && base=$rps
+  errors=${http_errors[$row]}
   # A row with failed requests measures failures, so it gets no ratio.
   versus=$(ratio "$rps" "$base")
   [[ $errors != 0 ]] && versus="- (errors)"
-  echo "| $metadata | $objects | ${redis:-off} | $rps | $p50 | $p99 |" \
+  # shellcheck disable=SC2086
+  echo "| $metadata | $objects | ${redis:-off} | $(printf %.0f "$rps") |" \
+    "$(printf %.2f "$(median ${http_p50[$row]})") |" \
+    "$(printf %.1f "$(median ${http_p99[$row]})") |" \
     "$errors | $versus |"
 done
