@@ -210,8 +210,67 @@ typedef struct accept_request {
   ap_asset_t *stored; /* output, reset on every attempt */
 } accept_request_t;
 
-/* Inserts the asset and its job and marks the upload completed, in the
- * caller's transaction. */
+/* Marks the pending upload completed with its asset, in the caller's
+ * transaction. */
+static ap_status_t mark_completed(ap_mongo_transaction_t *transaction,
+                                  const accept_request_t *request,
+                                  ap_error_t *error) {
+  bson_t *filter = BCON_NEW("id", BCON_UTF8(request->upload_id), "state",
+                            BCON_INT32(AP_UPLOAD_PENDING));
+  bson_t *update =
+      BCON_NEW("$set", "{", "state", BCON_INT32(AP_UPLOAD_COMPLETED),
+               "asset_id", BCON_UTF8(request->asset->id), "updated_at",
+               BCON_INT64(request->now_ms), "expires_at_date", BCON_NULL, "}");
+  mongoc_collection_t *uploads = ap_mongo_collection(
+      transaction->store, transaction->client, AP_MONGO_UPLOADS);
+  bson_t *reply = ap_mongo_transaction_reply(transaction);
+  bson_error_t driver_error;
+  bool ok = mongoc_collection_update_one(
+      uploads, filter, update, &transaction->options, reply, &driver_error);
+  int64_t matched = ap_mongo_get_int64(reply, "matchedCount");
+  mongoc_collection_destroy(uploads);
+  bson_destroy(update);
+  bson_destroy(filter);
+  if (!ok) {
+    char what[WHAT_SIZE];
+    snprintf(what, sizeof what, "completing upload %s", request->upload_id);
+    return ap_mongo_error(&driver_error, what, error);
+  }
+  if (matched == 0) {
+    return ap_error_set(error, AP_DOMAIN_UPLOAD, AP_ERR_CONFLICT,
+                        "upload %s changed while it was completed: retry",
+                        request->upload_id);
+  }
+  return AP_OK;
+}
+
+/* Inserts `document` into `collection` in the caller's transaction. */
+static ap_status_t insert_document(ap_mongo_transaction_t *transaction,
+                                   const char *collection_name,
+                                   const bson_t *document, const char *what,
+                                   ap_error_t *error) {
+  mongoc_collection_t *collection = ap_mongo_collection(
+      transaction->store, transaction->client, collection_name);
+  bson_error_t driver_error;
+  bool ok = mongoc_collection_insert_one(
+      collection, document, &transaction->options,
+      ap_mongo_transaction_reply(transaction), &driver_error);
+  mongoc_collection_destroy(collection);
+  if (!ok) {
+    return ap_mongo_error(&driver_error, what, error);
+  }
+  return AP_OK;
+}
+
+/*
+ * Marks the upload completed, then inserts the asset and its job, in the
+ * caller's transaction. The upload is written first on purpose: when two
+ * completions of one upload race, the second one's write to the same
+ * document fails with a transient write conflict, so the driver runs its
+ * transaction again, which then finds the upload completed and returns
+ * the first one's asset. Inserting first would instead fail the second
+ * with a duplicate idempotency key.
+ */
 static ap_status_t create_asset_and_job(ap_mongo_transaction_t *transaction,
                                         accept_request_t *request,
                                         ap_error_t *error) {
@@ -231,68 +290,28 @@ static ap_status_t create_asset_and_job(ap_mongo_transaction_t *transaction,
                                           &job_document, error);
   }
   if (status != AP_OK) {
-    bson_destroy(&job_document);
-    bson_destroy(&asset_document);
     ap_error_prefix(error, "upload %s", request->upload_id);
-    return status;
   }
 
   char what[WHAT_SIZE];
-  bson_error_t driver_error;
-  mongoc_collection_t *assets = ap_mongo_collection(
-      transaction->store, transaction->client, AP_MONGO_ASSETS);
-  bool ok = mongoc_collection_insert_one(
-      assets, &asset_document, &transaction->options,
-      ap_mongo_transaction_reply(transaction), &driver_error);
-  mongoc_collection_destroy(assets);
-  bson_destroy(&asset_document);
-  if (!ok) {
-    bson_destroy(&job_document);
+  if (status == AP_OK) {
+    status = mark_completed(transaction, request, error);
+  }
+  if (status == AP_OK) {
     snprintf(what, sizeof what, "upload %s: creating asset %s",
              request->upload_id, request->asset->id);
-    return ap_mongo_error(&driver_error, what, error);
+    status = insert_document(transaction, AP_MONGO_ASSETS, &asset_document,
+                             what, error);
   }
-
-  mongoc_collection_t *jobs = ap_mongo_collection(
-      transaction->store, transaction->client, AP_MONGO_JOBS);
-  ok = mongoc_collection_insert_one(jobs, &job_document, &transaction->options,
-                                    ap_mongo_transaction_reply(transaction),
-                                    &driver_error);
-  mongoc_collection_destroy(jobs);
-  bson_destroy(&job_document);
-  if (!ok) {
+  if (status == AP_OK) {
     snprintf(what, sizeof what, "upload %s: creating the processing job %s",
              request->upload_id, job_id);
-    return ap_mongo_error(&driver_error, what, error);
+    status =
+        insert_document(transaction, AP_MONGO_JOBS, &job_document, what, error);
   }
-
-  /* The filter repeats the pending state, so a completion that committed
-   * meanwhile makes this match nothing instead of being overwritten. */
-  bson_t *filter = BCON_NEW("id", BCON_UTF8(request->upload_id), "state",
-                            BCON_INT32(AP_UPLOAD_PENDING));
-  bson_t *update =
-      BCON_NEW("$set", "{", "state", BCON_INT32(AP_UPLOAD_COMPLETED),
-               "asset_id", BCON_UTF8(request->asset->id), "updated_at",
-               BCON_INT64(request->now_ms), "expires_at_date", BCON_NULL, "}");
-  mongoc_collection_t *uploads = ap_mongo_collection(
-      transaction->store, transaction->client, AP_MONGO_UPLOADS);
-  bson_t *reply = ap_mongo_transaction_reply(transaction);
-  ok = mongoc_collection_update_one(
-      uploads, filter, update, &transaction->options, reply, &driver_error);
-  int64_t matched = ap_mongo_get_int64(reply, "matchedCount");
-  mongoc_collection_destroy(uploads);
-  bson_destroy(update);
-  bson_destroy(filter);
-  if (!ok) {
-    snprintf(what, sizeof what, "completing upload %s", request->upload_id);
-    return ap_mongo_error(&driver_error, what, error);
-  }
-  if (matched == 0) {
-    return ap_error_set(error, AP_DOMAIN_UPLOAD, AP_ERR_CONFLICT,
-                        "upload %s changed while it was completed: retry",
-                        request->upload_id);
-  }
-  return AP_OK;
+  bson_destroy(&job_document);
+  bson_destroy(&asset_document);
+  return status;
 }
 
 static ap_status_t accept_in_transaction(ap_mongo_transaction_t *transaction,

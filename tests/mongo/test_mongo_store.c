@@ -726,6 +726,79 @@ static void accept_creates_asset_once(void **state) {
   store_fixture_close(&fixture);
 }
 
+typedef struct racing_accept {
+  ap_meta_store_t *meta;
+  const char *upload_id;
+  char asset_id[AP_ID_SIZE];
+  ap_asset_t *stored;
+  ap_status_t status;
+  ap_error_t error;
+} racing_accept_t;
+
+static void *accept_racing(void *argument) {
+  racing_accept_t *race = argument;
+  ap_asset_t asset = {.id = race->asset_id,
+                      .owner = OWNER,
+                      .object_key = "uploads/race",
+                      .filename = "take.wav",
+                      .content_type = "audio/wav",
+                      .status = AP_ASSET_PROCESSING,
+                      .size_bytes = 10,
+                      .created_at_ms = 5,
+                      .updated_at_ms = 5};
+  ap_job_enqueue_options_t job;
+  ap_job_enqueue_options_init(&job);
+  job.kind = AP_JOB_KIND_PROCESS_ASSET;
+  job.asset_id = race->asset_id;
+  job.owner = OWNER;
+  job.idempotency_key = race->upload_id;
+  race->status = race->meta->backend->upload_accept(
+      race->meta->state, race->upload_id, &asset, &job, 5, &race->stored,
+      &race->error);
+  return NULL;
+}
+
+static void racing_accepts_share_asset(void **state) {
+  (void)state;
+  if (mongo_fixture_skip("its transactions do not isolate concurrent "
+                         "writers, so both completions create an asset")) {
+    return;
+  }
+  store_fixture_t fixture;
+  store_fixture_open(&fixture, "race");
+  ap_meta_store_t *meta = fixture.meta;
+  enum { ROUNDS = 5 };
+  for (int round = 0; round < ROUNDS; round++) {
+    char upload_id[AP_ID_SIZE];
+    insert_upload(meta, OWNER, 1, 60000, upload_id);
+    racing_accept_t races[2];
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) {
+      memset(&races[i], 0, sizeof races[i]);
+      races[i].meta = meta;
+      races[i].upload_id = upload_id;
+      assert_int_equal(ap_id_generate(races[i].asset_id, NULL), AP_OK);
+      assert_int_equal(
+          pthread_create(&threads[i], NULL, accept_racing, &races[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+      assert_int_equal(pthread_join(threads[i], NULL), 0);
+      if (races[i].status != AP_OK) {
+        fail_msg("round %d, completion %d: %s", round, i,
+                 races[i].error.message);
+      }
+    }
+    assert_string_equal(races[0].stored->id, races[1].stored->id);
+    bson_t *filter = BCON_NEW("idempotency_key", BCON_UTF8(upload_id));
+    assert_int_equal(count_documents(meta, AP_MONGO_JOBS, filter), 1);
+    bson_destroy(filter);
+    for (int i = 0; i < 2; i++) {
+      ap_asset_free(races[i].stored);
+    }
+  }
+  store_fixture_close(&fixture);
+}
+
 static void delete_cancels_queued_job(void **state) {
   (void)state;
   store_fixture_t fixture;
@@ -1124,6 +1197,7 @@ int main(void) {
       cmocka_unit_test(list_pages_in_order),
       cmocka_unit_test(upload_states_and_expiry),
       cmocka_unit_test(accept_creates_asset_once),
+      cmocka_unit_test(racing_accepts_share_asset),
       cmocka_unit_test(delete_cancels_queued_job),
       cmocka_unit_test(duplicate_ids_conflict),
       cmocka_unit_test(failed_accept_rolls_back),
