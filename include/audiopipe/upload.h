@@ -97,7 +97,23 @@ typedef struct ap_upload_request {
   ap_upload_method_t method; /* default AP_UPLOAD_METHOD_PUT */
 } ap_upload_request_t;
 
+/*
+ * Zeroes the first `size` bytes of `request` (sizeof *request from the
+ * caller's header) and sets struct_size to `size`.
+ */
+AP_EXPORT void ap_upload_request_init_size(ap_upload_request_t *request,
+                                           size_t size);
+
+/*
+ * Sources built against this header reach ap_upload_request_init_size
+ * through the macro, which passes their struct's size. The function
+ * itself is the entry point of binaries built before the method field
+ * existed (and of bindings that call the symbol), so it fills only that
+ * first version of the struct and never writes past it.
+ */
 AP_EXPORT void ap_upload_request_init(ap_upload_request_t *request);
+#define ap_upload_request_init(request)                                        \
+  ap_upload_request_init_size((request), sizeof *(request))
 
 typedef struct ap_upload_ticket ap_upload_ticket_t;
 

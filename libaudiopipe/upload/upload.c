@@ -2,6 +2,7 @@
  * The upload flow: issuing presigned upload URLs, validating what arrived,
  * and turning a valid object into an asset and its processing job.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,9 @@ const char *ap_upload_state_name(ap_upload_state_t state) {
   return "unknown";
 }
 
-void ap_upload_request_init(ap_upload_request_t *request) {
-  memset(request, 0, sizeof *request);
-  request->struct_size = sizeof *request;
+/* Parenthesised so the header's macro of the same name does not expand. */
+void(ap_upload_request_init)(ap_upload_request_t *request) {
+  ap_upload_request_init_size(request, offsetof(ap_upload_request_t, method));
 }
 
 void ap_upload_ticket_free(ap_upload_ticket_t *ticket) {

@@ -48,6 +48,15 @@ ap_status_t ap_upload_method_parse(const char *name, ap_upload_method_t *method,
                       name ? name : "(none)");
 }
 
+void ap_upload_request_init_size(ap_upload_request_t *request, size_t size) {
+  if (!request || size < sizeof request->struct_size) {
+    return;
+  }
+  size_t filled = size < sizeof *request ? size : sizeof *request;
+  memset(request, 0, filled);
+  request->struct_size = filled;
+}
+
 ap_upload_method_t
 ap_upload_request_method(const ap_upload_request_t *request) {
   size_t end = offsetof(ap_upload_request_t, method) + sizeof request->method;

@@ -299,6 +299,24 @@ static void old_request_struct_means_put(void **state) {
   ap_upload_ticket_free(ticket);
 }
 
+static void init_symbol_fills_first_version(void **state) {
+  (void)state;
+  ap_upload_request_t request;
+  memset(&request, 0xab, sizeof request);
+  request.method = (ap_upload_method_t)77;
+  /* The parenthesised name calls the exported function, as an old binary
+   * or a binding does, not the header's macro. */
+  (ap_upload_request_init)(&request);
+  assert_int_equal(request.struct_size, offsetof(ap_upload_request_t, method));
+  assert_null(request.owner);
+  assert_int_equal(request.size_bytes, 0);
+  assert_int_equal((int)request.method, 77);
+
+  ap_upload_request_init(&request);
+  assert_int_equal(request.struct_size, sizeof request);
+  assert_int_equal(request.method, AP_UPLOAD_METHOD_PUT);
+}
+
 /* ---- POST form ------------------------------------------------------ */
 
 static void fields_of(const ap_upload_ticket_t *ticket,
@@ -669,6 +687,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(old_request_struct_means_put, setup,
                                       teardown),
+      cmocka_unit_test(init_symbol_fills_first_version),
       cmocka_unit_test_setup_teardown(post_form_completes, setup, teardown),
       cmocka_unit_test_setup_teardown(post_form_over_cap_stores_nothing, setup,
                                       teardown),
