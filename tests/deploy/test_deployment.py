@@ -27,7 +27,7 @@ free port and stopped by its PID at the end, whatever happened.
 
 Usage: test_deployment.py --httpd PATH --worker PATH --cli PATH
                           --cases DIR --scripts DIR
-                          [--metadata auto|mongo|sqlite]
+                          [--metadata auto|mongo|sqlite] [--keep-logs]
 
 Exits 0 when every check passed, 1 when one failed, and 77 (ctest's
 SKIP_RETURN_CODE) when a tool the deployment needs is missing.
@@ -329,6 +329,10 @@ def read_env_file(path):
 
 
 def start_mongo(services, scripts):
+    """Starts the MongoDB-wire test server; returns (port, "") or (None,
+    the script's error output)."""
+    # NOTE: the server is a one-member stand-in, so replica-set failover
+    # and write concerns are not part of this test.
     port = free_port()
     folder = os.path.join(services.root, "mongo")
     script = os.path.join(scripts, "mongo-test-server.sh")
@@ -644,7 +648,8 @@ def phase_flow(base, args, book, ledger):
                 results.append((filename, state, reconnects, events, record,
                                 fetched))
 
-    threads = [threading.Thread(target=client) for _ in range(4)]
+    threads = [threading.Thread(target=client, daemon=True)
+               for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -684,7 +689,7 @@ class Watcher(threading.Thread):
     first event."""
 
     def __init__(self, base, job_id):
-        super().__init__()
+        super().__init__(daemon=True)
         self.base = base
         self.job_id = job_id
         self.opened = threading.Event()
@@ -739,7 +744,7 @@ def phase_drain(base, args, deployment, book, ledger, root):
             with lock:
                 outcomes.append((asset["job_id"], state, reconnects))
 
-    threads = [threading.Thread(target=client, args=(n,))
+    threads = [threading.Thread(target=client, args=(n,), daemon=True)
                for n in range(DRAIN_CLIENTS)]
     for thread in threads:
         thread.start()
@@ -1198,6 +1203,9 @@ def main():
                         default="auto",
                         help="metadata store; auto uses MongoDB when this "
                         "build supports it, else a shared SQLite file")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the run's folder of logs even when "
+                        "every check passed")
     args = parser.parse_args()
 
     nginx = find_tool("nginx")
@@ -1218,6 +1226,9 @@ def main():
         print("SKIP redis: redis-server is not installed (Debian package "
               "redis-server)")
 
+    # ctest's timeout and Ctrl-C end the run through the finally block
+    # below, which stops every server this run started.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(1))
     started = time.time()
     root = tempfile.mkdtemp(prefix="apdeploy-")
     services = Services(root)
@@ -1254,7 +1265,7 @@ def main():
               ", total %.1f s" % (time.time() - started))
     finally:
         services.stop_all()
-        if failures:
+        if failures or args.keep_logs:
             print("logs kept in " + root)
         else:
             shutil.rmtree(root, ignore_errors=True)
