@@ -45,7 +45,7 @@ extern "C" {
 typedef struct ap_context ap_context_t;
 
 /* The schema version this build writes; see docs/data-model.md. */
-#define AP_SCHEMA_VERSION 4
+#define AP_SCHEMA_VERSION 5
 
 /*
  * Opens the backends named by `config` (which is copied and may be freed

@@ -107,6 +107,42 @@ static const char *const migrations[] = {
     "ALTER TABLE uploads ADD COLUMN method INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE uploads ADD COLUMN storage_upload_id TEXT;"
     "ALTER TABLE uploads ADD COLUMN part_size INTEGER NOT NULL DEFAULT 0;",
+
+    /* 5: one index fewer written per upload. The UNIQUE constraint on
+     * object_key kept an index whose keys are random (they end in the
+     * random upload id), so each insert dirtied another random 4 KiB page
+     * for the WAL and the checkpoint to write. Every object key ends in
+     * "/<id>" and ids are the primary key, so keys stay unique without
+     * it, and no query looks uploads up by key. SQLite cannot drop a
+     * column constraint, so the table is rebuilt with every row, in
+     * rowid order. */
+    "CREATE TABLE uploads_rebuilt ("
+    "  id TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  object_key TEXT NOT NULL,"
+    "  filename TEXT NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  size_bytes INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  rejection_code INTEGER NOT NULL DEFAULT 0,"
+    "  asset_id TEXT,"
+    "  expires_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  method INTEGER NOT NULL DEFAULT 0,"
+    "  storage_upload_id TEXT,"
+    "  part_size INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO uploads_rebuilt (rowid, id, owner, object_key, filename,"
+    "  content_type, size_bytes, state, rejection_code, asset_id,"
+    "  expires_at, created_at, updated_at, method, storage_upload_id,"
+    "  part_size)"
+    "  SELECT rowid, id, owner, object_key, filename, content_type,"
+    "  size_bytes, state, rejection_code, asset_id, expires_at, created_at,"
+    "  updated_at, method, storage_upload_id, part_size FROM uploads"
+    "  ORDER BY rowid;"
+    "DROP TABLE uploads;"
+    "ALTER TABLE uploads_rebuilt RENAME TO uploads;"
+    "CREATE INDEX uploads_state_expires ON uploads (state, expires_at);",
 };
 
 _Static_assert(AP_JOB_RUNNING == 1,

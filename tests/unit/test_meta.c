@@ -174,6 +174,115 @@ static void old_schema_is_upgraded(void **state) {
   meta_fixture_close(&fixture);
 }
 
+/* Returns the result of a one-value query as text, or "" for NULL. */
+static void query_text(sqlite3 *db, const char *sql, char *out, size_t size) {
+  sqlite3_stmt *statement = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &statement, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
+  const unsigned char *text = sqlite3_column_text(statement, 0);
+  snprintf(out, size, "%s", text ? (const char *)text : "");
+  sqlite3_finalize(statement);
+}
+
+/* Every column of every upload row, in rowid order, as one string. */
+#define UPLOAD_ROWS_SQL                                                        \
+  "SELECT group_concat(row, '|') FROM (SELECT quote(rowid) || ',' || "         \
+  "quote(id) || ',' || quote(owner) || ',' || quote(object_key) || ',' || "    \
+  "quote(filename) || ',' || quote(content_type) || ',' || "                   \
+  "quote(size_bytes) || ',' || quote(state) || ',' || "                        \
+  "quote(rejection_code) || ',' || quote(asset_id) || ',' || "                 \
+  "quote(expires_at) || ',' || quote(created_at) || ',' || "                   \
+  "quote(updated_at) || ',' || quote(method) || ',' || "                       \
+  "quote(storage_upload_id) || ',' || quote(part_size) AS row FROM uploads "   \
+  "ORDER BY rowid)"
+
+/* Migration 5 rebuilds uploads without the object_key index and keeps
+ * every row, column and rowid of a version 4 database. */
+static void upload_rebuild_keeps_rows(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  assert_int_equal(meta_fixture_prepare(&fixture), 0);
+  assert_int_equal(
+      ap_config_set(fixture.config, "metadata.auto_migrate", "false", NULL),
+      AP_OK);
+  assert_int_equal(meta_fixture_open(&fixture), 0);
+  ap_meta_store_t *meta = ap_context_meta_store(fixture.context);
+  int version = 0;
+  assert_int_equal(meta->backend->migrate(meta->state, 4, &version, NULL),
+                   AP_OK);
+  assert_int_equal(version, 4);
+
+  /* Version 4 rows of every shape: pending, completed with an asset,
+   * rejected, and a multipart upload with its store id. */
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(fixture.database, &db), SQLITE_OK);
+  const char *rows =
+      "INSERT INTO uploads (id, owner, object_key, filename, content_type, "
+      "size_bytes, state, rejection_code, asset_id, expires_at, created_at, "
+      "updated_at, method, storage_upload_id, part_size) VALUES "
+      "('0AAAAAAAAAAAAAAAAAAAAAAAAA', 'alice', 'uploads/a/0AAA', 'take.wav', "
+      "'audio/wav', 10, 0, 0, NULL, 5000, 1000, 1000, 0, NULL, 0), "
+      "('0BBBBBBBBBBBBBBBBBBBBBBBBB', 'bob', 'uploads/b/0BBB', "
+      "'t\xc3\xa4ke.flac', 'audio/flac', 20, 1, 0, "
+      "'0CCCCCCCCCCCCCCCCCCCCCCCCC', 6000, 2000, 2500, 1, NULL, 0), "
+      "('0DDDDDDDDDDDDDDDDDDDDDDDDD', 'alice', 'uploads/a/0DDD', 'x.mp3', "
+      "'audio/mpeg', 30, 2, 17, NULL, 7000, 3000, 3500, 2, 'store-upload-1', "
+      "5242880)";
+  assert_int_equal(sqlite3_exec(db, rows, NULL, NULL, NULL), SQLITE_OK);
+  char before[4096];
+  query_text(db, UPLOAD_ROWS_SQL, before, sizeof before);
+  char indexes[512];
+  query_text(db,
+             "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+             "tbl_name = 'uploads' AND name LIKE 'sqlite_autoindex%'",
+             indexes, sizeof indexes);
+  assert_string_equal(indexes, "2");
+  sqlite3_close(db);
+
+  assert_int_equal(meta->backend->migrate(meta->state, 5, &version, NULL),
+                   AP_OK);
+  assert_int_equal(version, 5);
+
+  assert_int_equal(sqlite3_open(fixture.database, &db), SQLITE_OK);
+  char after[4096];
+  query_text(db, UPLOAD_ROWS_SQL, after, sizeof after);
+  assert_true(strlen(before) > 0);
+  assert_string_equal(after, before);
+
+  /* Only the primary key's automatic index is left, next to
+   * uploads_state_expires. */
+  query_text(db,
+             "SELECT group_concat(name, ',') FROM (SELECT name FROM "
+             "sqlite_master WHERE type = 'index' AND tbl_name = 'uploads' "
+             "ORDER BY name)",
+             indexes, sizeof indexes);
+  assert_string_equal(indexes, "sqlite_autoindex_uploads_1,"
+                               "uploads_state_expires");
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "INSERT INTO uploads (id, owner, object_key, filename, "
+                   "content_type, size_bytes, state, expires_at, created_at, "
+                   "updated_at) VALUES ('0AAAAAAAAAAAAAAAAAAAAAAAAA', 'eve', "
+                   "'uploads/e/x', 'x.wav', 'audio/wav', 1, 0, 1, 1, 1)",
+                   NULL, NULL, NULL),
+      SQLITE_CONSTRAINT);
+  sqlite3_close(db);
+
+  /* The backend reads the rebuilt rows. */
+  ap_upload_record_t record;
+  assert_int_equal(meta->backend->upload_get(meta->state, "alice",
+                                             "0DDDDDDDDDDDDDDDDDDDDDDDDD",
+                                             &record, NULL),
+                   AP_OK);
+  assert_string_equal(record.object_key, "uploads/a/0DDD");
+  assert_int_equal(record.rejection_code, 17);
+  assert_string_equal(record.storage_upload_id, "store-upload-1");
+  assert_int_equal(record.part_size_bytes, 5242880);
+  ap_upload_record_clear(&record);
+  meta_fixture_close(&fixture);
+}
+
 static void pages_cover_equal_timestamps(void **state) {
   (void)state;
   meta_fixture_t fixture;
@@ -355,6 +464,7 @@ int main(void) {
       cmocka_unit_test(id_format_is_crockford),
       cmocka_unit_test(migrations_are_idempotent),
       cmocka_unit_test(old_schema_is_upgraded),
+      cmocka_unit_test(upload_rebuild_keeps_rows),
       cmocka_unit_test(pages_cover_equal_timestamps),
       cmocka_unit_test(tampered_cursor_is_rejected),
       cmocka_unit_test(other_owner_gets_not_found),
