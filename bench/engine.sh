@@ -8,17 +8,22 @@
 # "Media Threat" (348 s) followed by the first 192 s of "A New Journey",
 # 540 s in all, 44.1 kHz stereo.
 #
-# Usage: bench/engine.sh [AUDIOPIPE]
+# Usage: bench/engine.sh [AUDIOPIPE...]
 # AP_BENCH_RUNS (default 3) and AP_BENCH_WARMUP (default 1) set hyperfine's
-# runs, and AP_BENCH_FORMATS (default "mp3 flac m4a opus") the formats.
-#   AUDIOPIPE  the tool to measure (default: build-bench/servers/cli/audiopipe,
-#              built in Release here when missing)
+# runs, AP_BENCH_FORMATS (default "mp3 flac m4a opus") the formats, and
+# AP_BENCH_RESULTS (default bench/results) where the outputs go, and
+# AP_BENCH_LONG=0 skips the 3-hour memory run.
+#   AUDIOPIPE  the tools to measure (default: build-bench/servers/cli/audiopipe,
+#              built in Release here when missing). With several, each
+#              format measures them one after another, so builds compared
+#              in one run share the machine's load; the ffmpeg commands
+#              run once per format.
 # Run as root the first time so missing packages can be installed.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-results=$root/bench/results
+results=${AP_BENCH_RESULTS:-$root/bench/results}
 work=$results/work
 mkdir -p "$results" "$work"
 runs=${AP_BENCH_RUNS:-3}
@@ -27,12 +32,21 @@ read -r -a formats <<<"${AP_BENCH_FORMATS:-mp3 flac m4a opus}"
 
 scripts/install-deps.sh hyperfine singularity-music time
 
-audiopipe=${1:-$root/build-bench/servers/cli/audiopipe}
-if [[ ! -x $audiopipe ]]; then
-  cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release \
-    -DAP_BUILD_TESTS=OFF >/dev/null
-  cmake --build "$root/build-bench" -j2 --target audiopipe_cli
+if [[ $# -eq 0 ]]; then
+  set -- "$root/build-bench/servers/cli/audiopipe"
+  if [[ ! -x $1 ]]; then
+    cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release \
+      -DAP_BUILD_TESTS=OFF >/dev/null
+    cmake --build "$root/build-bench" -j2 --target audiopipe_cli
+  fi
 fi
+tools=("$@")
+for tool in "${tools[@]}"; do
+  if [[ ! -x $tool ]]; then
+    echo "bench/engine.sh: $tool is not an executable audiopipe" >&2
+    exit 2
+  fi
+done
 
 # Prepare the track once in every format.
 music=/usr/share/games/singularity/music
@@ -70,15 +84,10 @@ measure() {
     "$results/$name.json"
 }
 
-printf '\n%-6s %12s %12s %8s %12s %8s %14s\n' format audiopipe ffmpeg-chain \
-  ratio ffmpeg-opus ratio analysis-x-rt
+printf '\n%-6s %-5s %12s %12s %8s %12s %8s %14s\n' format tool audiopipe \
+  ffmpeg-chain ratio ffmpeg-opus ratio analysis-x-rt
 for format in "${formats[@]}"; do
   input=$work/track.$format
-
-  # (a) audiopipe: analysis, a waveform and an Opus 64k rendition.
-  a=$(measure "audiopipe-$format" "$audiopipe process --quiet \
-    --waveform dat:256:$work/out.dat --rendition opus:64k:$work/out.opus \
-    $input >/dev/null")
 
   # (b) the usual chain: probe, then loudness, then the rendition.
   b=$(measure "chain-$format" "ffprobe -v error -show_format -show_streams \
@@ -90,18 +99,35 @@ for format in "${formats[@]}"; do
   c=$(measure "ffmpeg-opus-$format" "ffmpeg -nostdin -v error -y -i $input \
     -c:a libopus -b:a 64k $work/ffmpeg.opus")
 
-  # (d) analysis only on one thread, as times realtime.
-  d=$(measure "analysis-$format" "$audiopipe process --quiet --threads 1 \
-    $input >/dev/null")
+  for index in "${!tools[@]}"; do
+    audiopipe=${tools[$index]}
 
-  python3 - "$format" "$a" "$b" "$c" "$d" "$duration" <<'PYTHON'
+    # (a) audiopipe: analysis, a waveform and an Opus 64k rendition.
+    a=$(measure "audiopipe-$index-$format" "$audiopipe process --quiet \
+      --waveform dat:256:$work/out.dat --rendition opus:64k:$work/out.opus \
+      $input >/dev/null")
+
+    # (d) analysis only on one thread, as times realtime.
+    d=$(measure "analysis-$index-$format" "$audiopipe process --quiet \
+      --threads 1 $input >/dev/null")
+
+    python3 - "$format" "$index" "$a" "$b" "$c" "$d" "$duration" <<'PYTHON'
 import sys
-fmt, a, b, c, d, duration = sys.argv[1], *map(float, sys.argv[2:])
-print(f"{fmt:6} {a:11.3f}s {b:11.3f}s {b / a:7.2f}x {c:11.3f}s {c / a:7.2f}x "
-      f"{duration / d:13.1f}x")
+fmt, index = sys.argv[1], sys.argv[2]
+a, b, c, d, duration = map(float, sys.argv[3:])
+print(f"{fmt:6} {index:5} {a:11.3f}s {b:11.3f}s {b / a:7.2f}x {c:11.3f}s "
+      f"{c / a:7.2f}x {duration / d:13.1f}x")
 PYTHON
+  done
 done
 echo "ratio: the ffmpeg time divided by audiopipe's (above 1: audiopipe is faster)"
+for index in "${!tools[@]}"; do
+  echo "tool $index: ${tools[$index]}"
+done
+
+if [[ ${AP_BENCH_LONG:-1} == 0 ]]; then
+  exit 0
+fi
 
 # (e) peak memory on a 3-hour MP3 made by looping the track 20 times.
 long=$work/track-3h.mp3
@@ -109,7 +135,8 @@ if [[ ! -s $long ]]; then
   ffmpeg -nostdin -v error -y -stream_loop 19 -i "$work/track.mp3" \
     -c copy "$long"
 fi
-/usr/bin/time -v "$audiopipe" process --quiet \
+# The last tool given is the one measured.
+/usr/bin/time -v "${tools[-1]}" process --quiet \
   --waveform "dat:256:$work/long.dat" --rendition "opus:64k:$work/long.opus" \
   "$long" >/dev/null 2>"$results/rss-3h.txt"
 rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$results/rss-3h.txt")

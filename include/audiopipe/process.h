@@ -51,8 +51,10 @@ typedef struct ap_process_options {
    * every sink on the calling thread. n > 1 allows n - 1 worker threads
    * for the analysis and the encoders, and sinks share a worker when
    * there are fewer workers than sinks. 0 picks one worker per rendition
-   * plus one for the analysis, capped at the number of online cores.
-   * Waveforms always run on the calling thread. At most 256. */
+   * plus one for the analysis, capped at the number of online cores; when
+   * the renditions leave no core for the analysis, it runs on the
+   * calling thread. Waveforms always run on the calling thread. At most
+   * 256. */
   int max_threads;
   /* Called on the calling thread only, at most about 20 times a second,
    * with stage "measure" during the first pass of normalisation and

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analysis/analysis_internal.h"
 #include "analysis/analysis_sink.h"
@@ -460,6 +461,26 @@ static ap_status_t measure_pass(ap_decoder_t *decoder,
   return AP_OK;
 }
 
+/* Runs the analysis sinks of `set` on the decoding thread when automatic
+ * threading (max_threads 0) has no core to spare for them: with as many
+ * renditions as cores minus one, a separate analysis thread would only
+ * take turns with an encoder on its core, while the decoding thread has
+ * time left (on 2 cores with one Opus rendition, decoding, analysis and
+ * the waveform take less than half as long as the encoder). */
+static void place_analysis(sink_set_t *set,
+                           const ap_process_options_t *options) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (options->max_threads != 0 || options->rendition_count == 0 ||
+      cores > (long)options->rendition_count + 1) {
+    return;
+  }
+  for (size_t i = 0; i < set->count; i++) {
+    if (set->kinds[i] == SINK_ANALYSIS) {
+      set->entries[i].sink->wants_thread = 0;
+    }
+  }
+}
+
 /* The main pass: waveforms, renditions, and the analysis unless the
  * first pass already measured it. */
 static ap_status_t main_pass(ap_decoder_t *decoder,
@@ -479,6 +500,7 @@ static ap_status_t main_pass(ap_decoder_t *decoder,
     status = add_output_sinks(&set, options, result, error);
   }
   if (status == AP_OK) {
+    place_analysis(&set, options);
     status = run_pass(decoder, &set, options, progress, "decode",
                       measured ? 0.5 : 0.0, 1.0, result, error);
   }
