@@ -501,6 +501,12 @@ class Deployment:
                  for worker in self.workers if worker[1].poll() is None]
         return urls
 
+    def readiness(self):
+        """Returns (status, document) of /readyz for each httpd."""
+        replies = [send("http://127.0.0.1:%d/readyz" % port, timeout=5)
+                   for port in self.httpd_ports]
+        return [(reply.status, reply.json() or {}) for reply in replies]
+
     def metric_sum(self, name):
         """Sums every series of the metric `name` over the running
         processes."""
@@ -865,6 +871,12 @@ def phase_redis(base, args, deployment, redis, book, ledger):
           len(down) == REDIS_UPLOADS_PER_STEP and
           all(d.get("state") == "succeeded" for d in down),
           [(d.get("id"), d.get("state")) for d in down])
+    readiness = deployment.readiness()
+    check("redis: both httpd stay ready during the outage",
+          [r[0] for r in readiness] == [200, 200], readiness)
+    check("redis: readiness reports the outage",
+          all(r[1].get("redis") == "unavailable" for r in readiness),
+          readiness)
     failures_after = deployment.metric_sum(
         "audiopipe_redis_publish_failures_total")
     check("redis: the outage shows as failed publishes",
@@ -880,6 +892,9 @@ def phase_redis(base, args, deployment, redis, book, ledger):
           len(later) == 2 * REDIS_UPLOADS_PER_STEP and
           all(d.get("state") == "succeeded" for d in later),
           [(d.get("id"), d.get("state")) for d in later])
+    readiness = deployment.readiness()
+    check("redis: readiness reports Redis again",
+          all(r[1].get("redis") == "ok" for r in readiness), readiness)
     recovered = deployment.metric_sum("audiopipe_redis_publishes_total")
     check("redis: publishing resumed after the restart",
           recovered > publishes, (publishes, recovered))
