@@ -133,7 +133,7 @@ mongo_uri() {
 echo "command: bench/backends.sh $* (wrk ${seconds}s per row)"
 echo "machine: nproc $(nproc); CPU $(lscpu | sed -n 's/^Model name: *//p');" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "commit: $(git -C "$root" rev-parse --short HEAD)"
+echo "commit: $(git -C "$root" describe --always --dirty)"
 
 # ---- (c) presigning ---------------------------------------------------
 echo
