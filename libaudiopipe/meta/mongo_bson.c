@@ -17,10 +17,9 @@ void ap_mongo_note_hosts(const char *hosts) {
   snprintf(current_hosts, sizeof current_hosts, "%s", hosts ? hosts : "");
 }
 
-/* Server error codes (src/mongo/base/error_codes.yml of the server) that
- * mean the request can succeed later against another or a recovered
- * member: shutdown, step-down, no primary, network failures, and a write
- * concern that was not satisfied in time. */
+/* Server error codes that mean the request can succeed later against
+ * another or a recovered member: shutdown, step-down, no primary, network
+ * failures, and a write concern that was not satisfied in time. */
 static int is_transient_server_code(uint32_t code) {
   switch (code) {
   case 6:     /* HostUnreachable */

@@ -24,8 +24,9 @@
 
 /* How long after its expiry the TTL index deletes a pending upload that
  * the expiry sweep never reached, in seconds (7 days). The sweep deletes
- * the upload's object and marks it expired; the TTL index is a backstop
- * that keeps a stopped sweep from growing the collection without end. */
+ * the upload's object and marks it expired. The TTL index is only a
+ * backstop, so that a stopped sweep cannot grow the collection without
+ * end. */
 #define UPLOAD_TTL_GRACE_SECONDS (7 * 24 * 3600)
 
 /* ---- Driver initialisation and its log messages. ---- */
@@ -71,9 +72,9 @@ static void initialise_driver(void) {
 /* ---- URI checks. ---- */
 
 /* Writes `uri` to `out` with the password replaced by "***". The userinfo
- * ends at the last '@', since hosts and database names contain none and
- * an unescaped '@' in a password would otherwise show its tail; a query
- * value with '@' only hides more than needed. */
+ * ends at the last '@', because hosts and database names contain none and
+ * an unescaped '@' in a password would otherwise show its tail. A query
+ * value with '@' only makes it hide more than needed. */
 static void redact_uri(const char *uri, char *out, size_t size) {
   const char *authority = strstr(uri, "://");
   const char *at = strrchr(uri, '@');
@@ -376,10 +377,10 @@ static ap_status_t read_schema_version(ap_mongo_store_t *store,
   return status;
 }
 
-/* Raises the stored version to `target`, never lowering it: the schema
+/* Raises the stored version to `target`, never lowering it. The schema
  * document is created at version 0 if missing, then updated only while
- * its version is below `target`, so two processes migrating at once to
- * different versions keep the higher one. */
+ * its version is below `target`. Two processes migrating at once to
+ * different versions therefore keep the higher one. */
 static ap_status_t raise_schema_version(ap_mongo_store_t *store,
                                         mongoc_client_t *client, int target,
                                         ap_error_t *error) {
@@ -420,9 +421,9 @@ static const char *const indexed_collections[] = {
 
 /*
  * The MongoDB layout has one index set, which every schema version from 1
- * up creates; the stored version records which library version wrote the
+ * up creates. The stored version records which library version wrote the
  * documents, so ap_context_check_ready treats both backends alike.
- * NOTE: no step rewrites existing documents yet; a schema change that
+ * NOTE: no step rewrites existing documents yet. A schema change that
  * needs one must add it here, keyed by the stored version.
  */
 static ap_status_t mongo_migrate(void *state, int target_version, int *version,

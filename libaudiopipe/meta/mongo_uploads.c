@@ -3,8 +3,8 @@
  * that turns a validated upload into an asset and its processing job.
  *
  * A pending upload also carries expires_at_date, its expiry as a BSON
- * date, which the TTL index needs; every state change away from pending
- * sets it to null, so the TTL index only ever removes uploads that stayed
+ * date, which the TTL index needs. Every state change away from pending
+ * sets it to null, so the TTL index removes only uploads that stayed
  * pending long past their expiry.
  */
 #include <stdio.h>
@@ -264,12 +264,12 @@ static ap_status_t insert_document(ap_mongo_transaction_t *transaction,
 
 /*
  * Marks the upload completed, then inserts the asset and its job, in the
- * caller's transaction. The upload is written first on purpose: when two
+ * caller's transaction. The upload is written first on purpose. When two
  * completions of one upload race, the second one's write to the same
- * document fails with a transient write conflict, so the driver runs its
- * transaction again, which then finds the upload completed and returns
- * the first one's asset. Inserting first would instead fail the second
- * with a duplicate idempotency key.
+ * document fails with a transient write conflict. The driver then runs
+ * its transaction again, which finds the upload completed and returns the
+ * first one's asset. Inserting first would instead fail the second with a
+ * duplicate idempotency key.
  */
 static ap_status_t create_asset_and_job(ap_mongo_transaction_t *transaction,
                                         accept_request_t *request,
