@@ -16,7 +16,7 @@
 #   AUDIOPIPE  the tools to measure (default: build-bench/servers/cli/audiopipe,
 #              built in Release here when missing). With several, each
 #              format measures them one after another, so builds compared
-#              in one run share the machine's load; the ffmpeg commands
+#              in one run share the machine's load. The ffmpeg commands
 #              run once per format.
 # Run as root the first time so missing packages can be installed.
 set -euo pipefail

@@ -1,10 +1,11 @@
 /*
  * Analysis results: EBU R128 / ITU-R BS.1770-4 loudness, true peak, sample
  * peak, RMS, clipping and silence, all measured on float samples during
- * the decode pass of ap_process. Loudness comes from libebur128 at the
- * source sample rate, except that inputs below 44.1 kHz are resampled to
- * 48 kHz first, because libebur128's K-weighting filter drifts near
- * Nyquist at low rates (an 8 kHz recording read 0.2 LU high). The
+ * the decode pass of ap_process. Loudness is measured at the source
+ * sample rate (and agrees with libebur128 within 0.05 LU), except that
+ * inputs below 44.1 kHz are resampled to 48 kHz first, because the
+ * K-weighting filter derived for a low rate drifts near Nyquist (an
+ * 8 kHz recording read 0.2 LU high). The
  * results agree with ffmpeg 5.1's ebur128 filter within 0.1 LU and 0.1 dB
  * on the project's test files.
  *

@@ -1,7 +1,7 @@
 /*
  * The analysis as a sink of decoded audio (see process/sink.h): EBU R128
- * loudness through libebur128, true peak by upsampling to 192 kHz, and
- * sample peak, RMS, clipping and silence from the samples themselves.
+ * loudness (loudness_meter.h), true peak by oversampling (true_peak.h),
+ * and sample peak, RMS, clipping and silence from the samples themselves.
  *
  * One sink can measure any subset of the AP_ANALYZE_* analyses, so the
  * pipeline may run true peak (more than half of the analysis cost) in a

@@ -1,8 +1,8 @@
 /*
  * EBU R128 loudness meter (ITU-R BS.1770-4, EBU Tech 3341 and 3342) in one
- * pass over planar float samples: K-weighting, squaring and summing happen
- * in one loop per channel, and everything else is derived from the
- * weighted mean-square energy of each 100 ms sub-block.
+ * pass over planar float samples. K-weighting, squaring and summing happen
+ * in one loop per channel. Everything else is derived from the weighted
+ * mean-square energy of each 100 ms sub-block.
  *
  * - momentary loudness: the mean of 4 consecutive sub-blocks (400 ms),
  *   sampled at every sub-block boundary once 4 are complete;

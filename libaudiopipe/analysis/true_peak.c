@@ -10,7 +10,7 @@
 #define OVERSAMPLED_RATE 192000
 /* Rates that do not divide OVERSAMPLED_RATE get at least twice it. */
 #define UNALIGNED_OVERSAMPLED_RATE 384000
-/* Bounds the filter bank for very low rates (4 kHz and below), which
+/* NOTE: bounds the filter bank for very low rates (4 kHz and below), which
  * are then oversampled less than to 192 kHz. */
 #define MAX_FACTOR 48
 

@@ -10,7 +10,7 @@
  * are scanned directly.
  *
  * Oversampling factor: rates below 192 kHz are oversampled, rates at or
- * above it are not (BS.1770-4 Annex 2 asks for at least 192 kHz). When
+ * above it are not (BS.1770-4 Annex 2 requires at least 192 kHz). When
  * the rate divides 192 kHz the factor is 192 kHz / rate, so the
  * oversampled instants are those of ffmpeg's 192 kHz grid (48 kHz: 4x).
  * Otherwise (44.1 kHz and its multiples) the instants cannot coincide

@@ -3,10 +3,10 @@
  * the same samples: integrated loudness, maximum momentary and short-term
  * loudness, and the loudness range, all within 0.05 LU.
  *
- * libebur128 runs without its histogram mode (exact gating) and is asked
- * for momentary and short-term loudness at every 100 ms boundary; the
- * range reference feeds those short-term values to loudness_range.c,
- * because libebur128's own range takes one value per second (see
+ * libebur128 runs without its histogram mode (exact gating) and returns
+ * momentary and short-term loudness at every 100 ms boundary. The range
+ * reference feeds those short-term values to loudness_range.c, because
+ * libebur128's own range takes one value per second (see
  * loudness_range.h). The real files go through ap_process, so they also
  * cover the sink's channel weights and its resampling of rates below
  * 44.1 kHz to 48 kHz; the reference resamples those the same way.

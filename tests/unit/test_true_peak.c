@@ -1,9 +1,9 @@
 /*
  * The polyphase true-peak meter: exact values on sines whose peaks fall
- * between samples, the oversampling factor per rate, independence from
- * the block size, and agreement within 0.05 dB with upsampling to
- * 192 kHz through libswresample (what ffmpeg's ebur128 filter does) on
- * the real files, computed in the test.
+ * between samples, the oversampling factor per rate and independence from
+ * the block size. On the real files it must agree within 0.05 dB with
+ * upsampling to 192 kHz through libswresample, which is what ffmpeg's
+ * ebur128 filter does, computed in the test.
  */
 #include <dirent.h>
 #include <math.h>
