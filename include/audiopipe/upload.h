@@ -245,10 +245,10 @@ typedef struct ap_upload_part {
 
 /*
  * Presigns the PUT of part `part_number` (1 to the part count) of a
- * pending multipart upload and stores it as a ticket in `*out`, whose
- * URL and headers are those of the part, valid for uploads.url_ttl but
- * not beyond the upload's expiry. A part may be PUT again (after a
- * dropped connection, say) and the last PUT counts. Fails with
+ * pending multipart upload and stores it as a ticket in `*out`. The
+ * ticket's URL and headers are those of the part. They are valid for
+ * uploads.url_ttl but not beyond the upload's expiry. A part may be PUT
+ * again (after a dropped connection, say) and the last PUT counts. Fails with
  * AP_ERR_NOT_FOUND (no such upload, or another owner's),
  * AP_ERR_UPLOAD_STATE (not a pending multipart upload), AP_ERR_EXPIRED
  * and AP_ERR_INVALID_ARGUMENT (part_number).
@@ -276,10 +276,11 @@ AP_EXPORT ap_status_t ap_upload_parts_list(ap_context_t *context,
  * Calling it again on a completed upload returns the same asset.
  *
  * Errors beside those of ap_upload_complete: AP_ERR_INVALID_ARGUMENT
- * naming "parts" (order, count, an unknown number, an ETag that does not
- * match the stored part, a part other than the last not of the part
- * size); these leave the upload pending so the client can PUT the part
- * again. AP_ERR_UPLOAD_STATE when the upload is not multipart.
+ * naming "parts" for a wrong order or count, an unknown number, an ETag
+ * that does not match the stored part, or a part other than the last
+ * that is not of the part size. These leave the upload pending, so the
+ * client can PUT the part again. AP_ERR_UPLOAD_STATE when the upload is
+ * not multipart.
  */
 AP_EXPORT ap_status_t ap_upload_multipart_complete(
     ap_context_t *context, const char *owner, const char *upload_id,
@@ -329,8 +330,9 @@ AP_EXPORT ap_status_t ap_upload_form_begin(
     ap_upload_form_t **out, ap_error_t *error);
 
 /* Appends bytes of the file field. Past the policy's content-length-range
- * maximum fails with AP_ERR_UPLOAD_TOO_LARGE (S3 answers EntityTooLarge)
- * and nothing is stored; every later call fails the same way. */
+ * maximum it fails with AP_ERR_UPLOAD_TOO_LARGE (S3 returns
+ * EntityTooLarge) and nothing is stored; every later call fails the same
+ * way. */
 AP_EXPORT ap_status_t ap_upload_form_write(ap_upload_form_t *form,
                                            const void *data, size_t size,
                                            ap_error_t *error);

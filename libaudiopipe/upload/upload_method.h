@@ -27,10 +27,10 @@ ap_status_t ap_upload_part_layout(const ap_config_t *config, int64_t size_bytes,
 
 /*
  * Builds the file store's form for a POST of at most `max_length` bytes
- * of `content_type` to `key` (upload_post.c): the form URL
- * public.base_url + "/v1/objects" and the fields key, Content-Type,
- * policy and x-ap-signature, in the S3 form type so both stores fill one
- * kind of ticket.
+ * of `content_type` to `key` (upload_post.c). The form URL is
+ * public.base_url + "/v1/objects", and the fields are key, Content-Type,
+ * policy and x-ap-signature. It fills the S3 form type, so both stores
+ * produce one kind of ticket.
  */
 ap_status_t ap_upload_form_policy_create(ap_context_t *context, const char *key,
                                          const char *content_type,

@@ -4,10 +4,10 @@
  *
  * On S3 these are the store's own multipart calls. On any other store
  * (the local file store) part N of an upload is the object
- * "<object key>.parts/<storage upload id>/<N as 5 digits>", PUT through
- * a presigned URL of exactly the part's length, with the hex MD5 of its
- * bytes as ETag; assembling copies the parts in order into one writer
- * that commits the object atomically, then deletes the parts.
+ * "<object key>.parts/<storage upload id>/<N as 5 digits>". It is PUT
+ * through a presigned URL of exactly the part's length, and its ETag is
+ * the hex MD5 of its bytes. Assembling copies the parts in order into one
+ * writer that commits the object atomically, then deletes the parts.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,7 +495,7 @@ ap_status_t ap_upload_multipart_complete(ap_context_t *context,
   }
 
   /* NOTE: a completion racing another of the same upload may find the
-   * parts already assembled and gone, and fail with "parts:"; a later
+   * parts already assembled and gone, so it fails with "parts:". A later
    * call returns the asset. */
   ap_upload_part_t *stored = NULL;
   size_t stored_count = 0;

@@ -27,8 +27,8 @@
 
 #define POLICY_DOMAIN "audiopipe-post-policy\n"
 
-/* Longest base64 policy accepted, in bytes: a key of 1024 bytes and a
- * content type of 128 fit many times over. */
+/* Maximum length of the base64 policy, in bytes: a key of 1024 bytes and
+ * a content type of 128 fit many times over. */
 #define POLICY_MAX_LENGTH 8192
 
 struct ap_upload_form {
