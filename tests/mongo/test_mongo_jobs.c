@@ -24,13 +24,16 @@
 
 #include <audiopipe/config.h>
 #include <audiopipe/context.h>
+#include <audiopipe/io.h>
 #include <audiopipe/job.h>
 #include <audiopipe/meta.h>
+#include <audiopipe/upload.h>
 #include <audiopipe/worker.h>
 
 #include "context/context_internal.h"
 #include "meta/mongo_internal.h"
 #include "mongo_fixture.h"
+#include "storage/object_store.h"
 
 #define TEST_SECRET "test-secret-0123456789abcdef0123456789abcdef"
 
@@ -1000,6 +1003,99 @@ static void worker_runs_each_job_once(void **state) {
   fixture_close(&fixture);
 }
 
+/* Uploads `path` through the library, which creates the asset and its
+ * process_asset job in one transaction, and returns the asset. */
+static ap_asset_t *upload_case(job_fixture_t *fixture, const char *path,
+                               const char *content_type) {
+  ap_context_t *context = fixture->context;
+  ap_io_t *input = NULL;
+  assert_int_equal(ap_io_open_file(path, &input, NULL), AP_OK);
+  ap_upload_request_t request;
+  ap_upload_request_init(&request);
+  request.owner = "alice";
+  request.filename = "recording.wav";
+  request.size_bytes = ap_io_size(input);
+  request.content_type = content_type;
+  ap_upload_ticket_t *ticket = NULL;
+  ap_error_t error = {0};
+  if (ap_upload_create(context, &request, &ticket, &error) != AP_OK) {
+    fail_msg("upload create: %s", error.message);
+  }
+  assert_int_equal(
+      ap_object_store_put_from_io(ap_context_object_store(context),
+                                  ap_upload_ticket_object_key(ticket),
+                                  content_type, input, &error),
+      AP_OK);
+  ap_io_close(input);
+  ap_asset_t *asset = NULL;
+  if (ap_upload_complete(context, "alice", ap_upload_ticket_id(ticket), &asset,
+                         &error) != AP_OK) {
+    fail_msg("upload complete: %s", error.message);
+  }
+  ap_upload_ticket_free(ticket);
+  return asset;
+}
+
+/* A real processing job on MongoDB: the upload's job is claimed once,
+ * processed and completed, and the asset gets its results. */
+static void worker_processes_uploaded_case(void **state) {
+  (void)state;
+  job_fixture_t fixture;
+  fixture_open(&fixture, "0ms", "0ms");
+  ap_asset_t *asset =
+      upload_case(&fixture, AP_TEST_DATA_DIR "/cases/case-08.wav", "audio/wav");
+  assert_non_null(ap_asset_job_id(asset));
+  ap_job_t *queued = get_job(&fixture, ap_asset_job_id(asset));
+  assert_int_equal(ap_job_state(queued), AP_JOB_QUEUED);
+  assert_string_equal(ap_job_kind(queued), AP_JOB_KIND_PROCESS_ASSET);
+  assert_string_equal(ap_job_asset_id(queued), ap_asset_id(asset));
+  assert_string_equal(ap_job_owner(queued), "alice");
+  ap_job_free(queued);
+
+  worker_run_t run;
+  memset(&run, 0, sizeof run);
+  run.fixture = &fixture;
+  atomic_init(&run.claimed, 0);
+  atomic_init(&run.finished, 0);
+  assert_int_equal(ap_worker_new(&run.handle, NULL), AP_OK);
+  ap_worker_options_init(&run.options);
+  run.options.threads = 2;
+  run.options.poll_interval_ms = 10;
+  run.options.lease_ms = 5000;
+  run.options.handle = run.handle;
+  run.options.on_event = count_event;
+  run.options.event_user_data = &run;
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, run_worker, &run), 0);
+  for (int waited = 0;
+       atomic_load(&run.finished) < 1 && waited < WORKER_WAIT_MS;
+       waited += 10) {
+    usleep(10000);
+  }
+  ap_worker_request_stop(run.handle);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  assert_int_equal(run.status, AP_OK);
+  assert_int_equal(atomic_load(&run.claimed), 1);
+
+  ap_job_t *job = get_job(&fixture, ap_asset_job_id(asset));
+  assert_int_equal(ap_job_state(job), AP_JOB_SUCCEEDED);
+  assert_int_equal(ap_job_attempts(job), 1);
+  assert_true(ap_job_progress_fraction(job) == 1.0);
+  ap_job_free(job);
+  ap_asset_t *done = NULL;
+  assert_int_equal(
+      ap_asset_get(fixture.context, "alice", ap_asset_id(asset), &done, NULL),
+      AP_OK);
+  assert_int_equal(ap_asset_status(done), AP_ASSET_READY);
+  assert_non_null(ap_asset_analysis_json(done));
+  assert_int_equal(ap_asset_rendition_count(done), 2);
+  assert_int_equal(ap_asset_waveform_count(done), 2);
+  ap_asset_free(done);
+  ap_asset_free(asset);
+  ap_worker_free(run.handle);
+  fixture_close(&fixture);
+}
+
 /* Runs the test server script with `action` (start or stop) on the spare
  * port. */
 static int run_private_server(const char *action) {
@@ -1099,6 +1195,7 @@ int main(void) {
       cmocka_unit_test(stats_count_by_state),
       cmocka_unit_test(owner_isolation),
       cmocka_unit_test(worker_runs_each_job_once),
+      cmocka_unit_test(worker_processes_uploaded_case),
       cmocka_unit_test_teardown(outage_gives_unavailable, stop_private_server),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
