@@ -117,6 +117,26 @@ static void default_database_is_audiopipe(void **state) {
   ap_meta_store_close(meta);
 }
 
+static void production_uris_open(void **state) {
+  (void)state;
+  /* Opening touches no network, so these hosts need not exist. */
+  const char *uris[] = {
+      "mongodb://audiopipe:secret@db1,db2,db3/audiopipe?replicaSet=rs0"
+      "&w=majority&readConcernLevel=majority&retryWrites=true"
+      "&serverSelectionTimeoutMS=5000&authSource=admin&tls=true",
+      "mongodb://127.0.0.1:1/?journal=true&wtimeoutMS=5000&maxPoolSize=8"
+      "&compressors=zlib&appName=ingest&readPreference=primary",
+  };
+  for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
+    ap_meta_store_t *meta = NULL;
+    ap_error_t error = {0};
+    if (ap_meta_store_open(uris[i], NULL, &settings, &meta, &error) != AP_OK) {
+      fail_msg("opening %s: %s", uris[i], error.message);
+    }
+    ap_meta_store_close(meta);
+  }
+}
+
 static void ping_answers(void **state) {
   (void)state;
   store_fixture_t fixture;
@@ -1190,6 +1210,7 @@ int main(void) {
       cmocka_unit_test(bad_uris_name_the_fault),
       cmocka_unit_test(bad_uri_hides_the_password),
       cmocka_unit_test(default_database_is_audiopipe),
+      cmocka_unit_test(production_uris_open),
       cmocka_unit_test(ping_answers),
       cmocka_unit_test(migrate_twice_keeps_indexes),
       cmocka_unit_test(asset_round_trip),
