@@ -8,8 +8,8 @@
  * AP_ERR_LEASE_LOST.
  *
  * Writes use the collection's default write concern, which the driver takes
- * from the URI (w=majority in production URIs), so a transition the caller
- * saw succeed survives a failover.
+ * from the URI. With w=majority, as production URIs set it, a transition
+ * the caller saw succeed survives a failover.
  */
 #include <stdio.h>
 #include <stdlib.h>
