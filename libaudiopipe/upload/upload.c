@@ -2,6 +2,7 @@
  * The upload flow: issuing presigned upload URLs, validating what arrived,
  * and turning a valid object into an asset and its processing job.
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <strings.h>
 
 #include <json-c/json.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <audiopipe/probe.h>
@@ -129,15 +131,32 @@ ap_status_t ap_upload_ticket_to_json(const ap_upload_ticket_t *ticket,
   return *json ? AP_OK : AP_NO_MEMORY(error);
 }
 
+/* SHA-256, fetched once: OpenSSL 3's SHA256() looks the algorithm up in
+ * the provider tables, under a lock, on every call. NULL when the fetch
+ * failed, and SHA256() is used. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_algorithm; /* process lifetime */
+
+static void fetch_sha256(void) {
+  sha256_algorithm = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* Writes "uploads/<first 128 bits of SHA-256(owner) in hex>/<id>". */
 static void build_object_key(const char *owner, const char *id, char *key,
                              size_t size) {
+  static const char digits[] = "0123456789abcdef";
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256((const unsigned char *)owner, strlen(owner), digest);
+  pthread_once(&sha256_once, fetch_sha256);
+  if (!sha256_algorithm ||
+      !EVP_Digest(owner, strlen(owner), digest, NULL, sha256_algorithm, NULL)) {
+    SHA256((const unsigned char *)owner, strlen(owner), digest);
+  }
   char hex[33];
   for (int i = 0; i < 16; i++) {
-    snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    hex[2 * i] = digits[digest[i] >> 4];
+    hex[2 * i + 1] = digits[digest[i] & 0x0f];
   }
+  hex[32] = '\0';
   snprintf(key, size, "uploads/%s/%s", hex, id);
 }
 
