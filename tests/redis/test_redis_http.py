@@ -71,8 +71,8 @@ def test_stream_follows_redis(http, server, driver):
 
 def test_shared_rate_limit(http, servers):
     """Bob's requests alternate between the two servers. Separate buckets
-    would admit 2 * BURST at once, and a shared one admits BURST plus RATE per
-    second."""
+    would admit 2 * BURST at once, and a shared one admits BURST plus RATE
+    per second."""
     admitted = 0
     limited = 0
     start = time.time()
