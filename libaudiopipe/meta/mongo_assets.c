@@ -127,14 +127,14 @@ static void build_id_filter(bson_t *filter, const char *owner, const char *id) {
 }
 
 ap_status_t ap_mongo_asset_load(mongoc_collection_t *assets,
-                                const bson_t *options, const char *owner,
-                                const char *id, ap_asset_t **out,
-                                ap_error_t *error) {
+                                ap_mongo_transaction_t *transaction,
+                                const char *owner, const char *id,
+                                ap_asset_t **out, ap_error_t *error) {
   bson_t filter = BSON_INITIALIZER;
   build_id_filter(&filter, owner, id);
   bson_t find_options = BSON_INITIALIZER;
-  if (options) {
-    bson_concat(&find_options, options);
+  if (transaction) {
+    bson_concat(&find_options, &transaction->options);
   }
   BSON_APPEND_INT64(&find_options, "limit", 1);
 
@@ -145,6 +145,7 @@ ap_status_t ap_mongo_asset_load(mongoc_collection_t *assets,
   int found = mongoc_cursor_next(cursor, &document);
   bson_error_t driver_error;
   if (mongoc_cursor_error(cursor, &driver_error)) {
+    ap_mongo_transaction_note_cursor(transaction, cursor);
     char what[WHAT_SIZE];
     snprintf(what, sizeof what, "reading asset %s", id);
     status = ap_mongo_error(&driver_error, what, error);

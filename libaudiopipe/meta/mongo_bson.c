@@ -159,6 +159,22 @@ bson_t *ap_mongo_transaction_reply(ap_mongo_transaction_t *transaction) {
   return &transaction->reply;
 }
 
+/* NOTE: no test produces a transient read failure inside a transaction,
+ * so this retry path has not run. */
+void ap_mongo_transaction_note_cursor(ap_mongo_transaction_t *transaction,
+                                      mongoc_cursor_t *cursor) {
+  if (!transaction) {
+    return;
+  }
+  const bson_t *document = NULL;
+  bson_error_t driver_error;
+  if (mongoc_cursor_error_document(cursor, &driver_error, &document) &&
+      document) {
+    bson_t *reply = ap_mongo_transaction_reply(transaction);
+    bson_concat(reply, document);
+  }
+}
+
 /* State of one ap_mongo_run_transaction call, shared with its callback. */
 typedef struct transaction_call {
   ap_mongo_transaction_t transaction;

@@ -157,13 +157,18 @@ ap_status_t ap_mongo_run_transaction(ap_mongo_store_t *store,
                                      ap_mongo_transaction_function_t function,
                                      void *argument, ap_error_t *error);
 
-/* Reads the asset `id` (of `owner` unless NULL) from `assets` with the
- * find options `options` (NULL, or a transaction's). AP_ERR_NOT_FOUND
- * when missing. */
+/* Reads the asset `id` (of `owner` unless NULL) from `assets`, inside
+ * `transaction` unless it is NULL. AP_ERR_NOT_FOUND when missing. */
 ap_status_t ap_mongo_asset_load(mongoc_collection_t *assets,
-                                const bson_t *options, const char *owner,
-                                const char *id, ap_asset_t **out,
-                                ap_error_t *error);
+                                ap_mongo_transaction_t *transaction,
+                                const char *owner, const char *id,
+                                ap_asset_t **out, ap_error_t *error);
+
+/* Copies the error document of `cursor`, whose read failed inside
+ * `transaction` (ignored when NULL), into the transaction's reply, so the
+ * driver sees its error labels and retries a transient failure. */
+void ap_mongo_transaction_note_cursor(ap_mongo_transaction_t *transaction,
+                                      mongoc_cursor_t *cursor);
 
 /* Builds into `document` (initialised by the caller) the document of a
  * new asset, at schema version AP_SCHEMA_VERSION. */

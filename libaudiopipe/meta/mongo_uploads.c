@@ -113,20 +113,20 @@ ap_status_t ap_mongo_upload_insert(void *state,
   return AP_OK;
 }
 
-/* Reads the upload `id` (of `owner` unless NULL) with the find options
- * `options` (NULL, or a transaction's). */
+/* Reads the upload `id` (of `owner` unless NULL), inside `transaction`
+ * unless it is NULL. */
 static ap_status_t load_upload(mongoc_collection_t *uploads,
-                               const bson_t *options, const char *owner,
-                               const char *id, ap_upload_record_t *out,
-                               ap_error_t *error) {
+                               ap_mongo_transaction_t *transaction,
+                               const char *owner, const char *id,
+                               ap_upload_record_t *out, ap_error_t *error) {
   bson_t filter = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "id", id);
   if (owner) {
     BSON_APPEND_UTF8(&filter, "owner", owner);
   }
   bson_t find_options = BSON_INITIALIZER;
-  if (options) {
-    bson_concat(&find_options, options);
+  if (transaction) {
+    bson_concat(&find_options, &transaction->options);
   }
   BSON_APPEND_INT64(&find_options, "limit", 1);
 
@@ -137,6 +137,7 @@ static ap_status_t load_upload(mongoc_collection_t *uploads,
   ap_status_t status = AP_OK;
   bson_error_t driver_error;
   if (mongoc_cursor_error(cursor, &driver_error)) {
+    ap_mongo_transaction_note_cursor(transaction, cursor);
     char what[WHAT_SIZE];
     snprintf(what, sizeof what, "reading upload %s", id);
     status = ap_mongo_error(&driver_error, what, error);
@@ -327,7 +328,7 @@ static ap_status_t accept_in_transaction(ap_mongo_transaction_t *transaction,
   memset(&upload, 0, sizeof upload);
   mongoc_collection_t *uploads = ap_mongo_collection(
       transaction->store, transaction->client, AP_MONGO_UPLOADS);
-  ap_status_t status = load_upload(uploads, &transaction->options, NULL,
+  ap_status_t status = load_upload(uploads, transaction, NULL,
                                    request->upload_id, &upload, error);
   mongoc_collection_destroy(uploads);
 
@@ -348,7 +349,7 @@ static ap_status_t accept_in_transaction(ap_mongo_transaction_t *transaction,
   if (status == AP_OK) {
     mongoc_collection_t *assets = ap_mongo_collection(
         transaction->store, transaction->client, AP_MONGO_ASSETS);
-    status = ap_mongo_asset_load(assets, &transaction->options, NULL, asset_id,
+    status = ap_mongo_asset_load(assets, transaction, NULL, asset_id,
                                  &request->stored, error);
     mongoc_collection_destroy(assets);
   }
