@@ -57,10 +57,21 @@ SECRET = "deploy-test-signing-secret-9a7c5e3b1d2f4a6c8e0b"
 BUCKET = "audiopipe-test"
 SKIP = 77
 
+
+def is_ogg(data):
+    return data.startswith(b"OggS")
+
+
+def is_mp3(data):
+    """An ID3v2 tag or an MPEG audio frame sync (11 set bits)."""
+    return data.startswith(b"ID3") or \
+        (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
+
+
 # Every job gets these outputs; the verify phase checks each asset has
-# exactly these names.
+# exactly these names. Each rendition maps to a check of its first bytes.
 PROFILE = "waveform=dat:16:256,rendition=opus:64k,rendition=mp3:128k"
-RENDITIONS = {"opus_64k": b"OggS", "mp3_128k": None}
+RENDITIONS = {"opus_64k": is_ogg, "mp3_128k": is_mp3}
 WAVEFORMS = {"dat_16bit_256spp"}
 
 # Case files that process successfully, with the content type they are
@@ -678,12 +689,12 @@ def phase_flow(base, args, book, ledger):
     bad = []
     for filename, _, _, _, record, fetched in results:
         renditions = record.get("renditions") or {}
-        for name, magic in RENDITIONS.items():
+        for name, has_format in RENDITIONS.items():
             status, data = fetched.get(name, (0, b""))
             size = (renditions.get(name) or {}).get("size_bytes")
-            if status != 200 or len(data) != size or \
-                    (magic and not data.startswith(magic)):
-                bad.append((filename, name, status, len(data), size))
+            if status != 200 or len(data) != size or not has_format(data):
+                bad.append((filename, name, status, len(data), size,
+                            data[:4]))
     check("flow: every rendition downloads through its presigned URL",
           not bad, bad)
     check("flow: no client request failed", not ledger.failed("flow"),
