@@ -9,7 +9,7 @@ Phases, each on the same processes:
           job's server-sent events to the end event, then reads the asset
           and fetches every rendition through its presigned GET URL.
   drain   uploads run while one httpd gets SIGTERM (it drains) and is
-          started again; every client-visible failure is counted and only
+          started again. Every client-visible failure is counted, and only
           the ones the drain contract allows pass.
   kill    one worker gets SIGKILL in the middle of a long job and a
           replacement starts; the lease expires and the job is retried.
