@@ -9,12 +9,14 @@ check failed.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -359,6 +361,41 @@ def test_presigned_flow(server, cases):
                headers=auth(ALICE_KEY))
     check("owner reads the job", job.status == 200, job.body)
     return ticket, asset
+
+
+def test_concurrent_creations(server, count=64):
+    """Creations that run at once share group commits, and each still gets
+    its own committed row before its response is sent."""
+    responses = [None] * count
+
+    def create(index):
+        responses[index] = create_upload(server, ALICE_KEY,
+                                         "together-%d.wav" % index,
+                                         1000 + index, "audio/wav")
+    threads = [threading.Thread(target=create, args=(index,))
+               for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    statuses = [response.status if response else None
+                for response in responses]
+    check("concurrent creations answer 201",
+          statuses == [201] * count, statuses)
+    ids = [(response.json() or {}).get("upload_id") if response else None
+           for response in responses]
+    check("concurrent creations get distinct ids",
+          None not in ids and len(set(ids)) == count, ids)
+
+    database = os.path.join(server.directory, "meta.db")
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        sizes = dict(db.execute(
+            "SELECT id, size_bytes FROM uploads WHERE filename LIKE "
+            "'together-%'"))
+    missing = [index for index, upload_id in enumerate(ids)
+               if sizes.get(upload_id) != 1000 + index]
+    check("every answered creation is committed", not missing, missing)
 
 
 def test_rejections(server, cases):
@@ -831,6 +868,7 @@ def main():
             test_cors(server)
             ticket, asset = test_presigned_flow(server, arguments.cases)
             test_rejections(server, arguments.cases)
+            test_concurrent_creations(server)
             test_isolation(server, ticket, asset, arguments.driver)
             test_events(server, arguments.driver, nginx, root)
             server.stop()
