@@ -21,16 +21,19 @@
  *            waveforms:  [{name, object_key, size_bytes}]
  *   uploads: id, owner, object_key, filename, content_type, asset_id,
  *            size_bytes, state, rejection_code, expires_at, created_at,
- *            updated_at, expires_at_date (a BSON date: the TTL index
- *            needs one; set only while the upload is pending)
+ *            updated_at, method, storage_upload_id, part_size,
+ *            expires_at_date (a BSON date: the TTL index needs one; set
+ *            only while the upload is pending, null afterwards)
  *   jobs:    id, kind, asset_id, owner, payload_json, result_json,
  *            idempotency_key (absent when none), error_message, stage,
  *            lease_owner, claim_token, state, attempts, max_attempts,
  *            error_code, progress, lease_expires_at, due_at, created_at,
  *            updated_at
- *   meta:    id = "schema", version: the applied schema version
+ *   meta:    id = "schema", version: the applied schema version,
+ *            created_at, updated_at
  *
  * Indexes (created idempotently by the migrate operation, each named):
+ *   meta    {id: 1} unique
  *   assets  {id: 1} unique; {owner: 1, created_at: -1, id: -1}
  *   uploads {id: 1} unique; {state: 1, expires_at: 1};
  *           {expires_at_date: 1} TTL expireAfterSeconds = a grace period
