@@ -221,6 +221,25 @@ static int collect_file_part(void *user_data, const char *key,
   return list->status != AP_OK;
 }
 
+/* Finishes `md5` into a quoted hex ETag. */
+static ap_status_t finish_etag(EVP_MD_CTX *md5, char etag[AP_UPLOAD_ETAG_SIZE],
+                               ap_error_t *error) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(md5, digest, &length) != 1) {
+    return AP_NO_MEMORY(error);
+  }
+  static const char digits[] = "0123456789abcdef";
+  etag[0] = '"';
+  for (unsigned int i = 0; i < length; i++) {
+    etag[1 + 2 * i] = digits[digest[i] >> 4];
+    etag[2 + 2 * i] = digits[digest[i] & 0x0f];
+  }
+  etag[1 + 2 * length] = '"';
+  etag[2 + 2 * length] = '\0';
+  return AP_OK;
+}
+
 /* Stores the quoted hex MD5 of the object `key` in `etag`. */
 static ap_status_t hash_object(ap_object_store_t *store, const char *key,
                                char etag[AP_UPLOAD_ETAG_SIZE],
@@ -245,20 +264,8 @@ static ap_status_t hash_object(ap_object_store_t *store, const char *key,
       status = AP_NO_MEMORY(error);
     }
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (status == AP_OK && EVP_DigestFinal_ex(md5, digest, &length) != 1) {
-    status = AP_NO_MEMORY(error);
-  }
   if (status == AP_OK) {
-    static const char digits[] = "0123456789abcdef";
-    etag[0] = '"';
-    for (unsigned int i = 0; i < length; i++) {
-      etag[1 + 2 * i] = digits[digest[i] >> 4];
-      etag[2 + 2 * i] = digits[digest[i] & 0x0f];
-    }
-    etag[1 + 2 * length] = '"';
-    etag[2 + 2 * length] = '\0';
+    status = finish_etag(md5, etag, error);
   }
   free(block);
   EVP_MD_CTX_free(md5);
@@ -267,9 +274,10 @@ static ap_status_t hash_object(ap_object_store_t *store, const char *key,
 }
 
 /* Lists the stored parts of `upload` in part order; `*parts` is
- * allocated. */
+ * allocated. The file store's ETags are computed only when `hash` is set
+ * and are "" otherwise. */
 static ap_status_t list_stored_parts(ap_context_t *context,
-                                     const ap_upload_record_t *upload,
+                                     const ap_upload_record_t *upload, int hash,
                                      ap_upload_part_t **parts, size_t *count,
                                      ap_error_t *error) {
   *parts = NULL;
@@ -300,8 +308,9 @@ static ap_status_t list_stored_parts(ap_context_t *context,
       status = AP_NO_MEMORY(error);
     }
     /* Listing is in key order, and five digits make that part order.
-     * NOTE: every listing reads each stored part to hash it. */
-    for (size_t i = 0; status == AP_OK && i < list.count; i++) {
+     * NOTE: every listing for a client reads each stored part to hash
+     * it. */
+    for (size_t i = 0; status == AP_OK && hash && i < list.count; i++) {
       char key[AP_OBJECT_KEY_MAX_LENGTH + 1];
       part_key(upload, list.parts[i].number, key, sizeof key);
       status = hash_object(store, key, list.parts[i].etag, error);
@@ -332,7 +341,7 @@ ap_status_t ap_upload_parts_list(ap_context_t *context, const char *owner,
   if (status != AP_OK) {
     return status;
   }
-  status = list_stored_parts(context, &upload, parts, count, error);
+  status = list_stored_parts(context, &upload, 1, parts, count, error);
   ap_upload_record_clear(&upload);
   return status;
 }
@@ -355,8 +364,19 @@ static int etag_equal(const char *left, const char *right) {
          strncmp(left, right, left_length) == 0;
 }
 
+/* Fails with the message of an ETag that does not match its part. */
+static ap_status_t etag_mismatch(const ap_upload_part_t *part,
+                                 const char *stored, ap_error_t *error) {
+  return ap_error_set(error, AP_DOMAIN_UPLOAD, AP_ERR_INVALID_ARGUMENT,
+                      "parts: the etag %.70s of part %d does not match the "
+                      "stored part's %.70s: send the ETag of the part's last "
+                      "PUT",
+                      part->etag, part->number, stored);
+}
+
 /* Checks the client's part list against the ticket and the stored
- * parts. */
+ * parts. A stored part without an ETag (the file store's) is checked
+ * while it is assembled. */
 static ap_status_t check_parts(const ap_upload_record_t *upload,
                                const ap_upload_part_t *parts, size_t count,
                                const ap_upload_part_t *stored,
@@ -388,12 +408,8 @@ static ap_status_t check_parts(const ap_upload_record_t *upload,
                           "it, then complete",
                           number, upload->id);
     }
-    if (!etag_equal(parts[i].etag, found->etag)) {
-      return ap_error_set(error, AP_DOMAIN_UPLOAD, AP_ERR_INVALID_ARGUMENT,
-                          "parts: the etag %.70s of part %d does not match "
-                          "the stored part's %.70s: send the ETag of the "
-                          "part's last PUT",
-                          parts[i].etag, number, found->etag);
+    if (found->etag[0] && !etag_equal(parts[i].etag, found->etag)) {
+      return etag_mismatch(&parts[i], found->etag, error);
     }
     int64_t length = part_length(upload, number);
     if (found->size_bytes >= 0 && found->size_bytes != length) {
@@ -409,10 +425,15 @@ static ap_status_t check_parts(const ap_upload_record_t *upload,
   return AP_OK;
 }
 
-/* Copies the file store's parts in order into the object, which appears
- * only once every byte is written, then deletes the parts. */
+/*
+ * Copies the file store's parts in order into the object, hashing each
+ * part on the way and comparing it with the client's ETag. The object
+ * appears only once every byte is written and every ETag matched; the
+ * parts are deleted then.
+ */
 static ap_status_t assemble_file_parts(ap_context_t *context,
                                        const ap_upload_record_t *upload,
+                                       const ap_upload_part_t *parts,
                                        ap_error_t *error) {
   ap_object_store_t *store = ap_context_object_store(context);
   ap_output_t *output = NULL;
@@ -422,7 +443,8 @@ static ap_status_t assemble_file_parts(ap_context_t *context,
     return status;
   }
   unsigned char *block = malloc(COPY_BLOCK_SIZE);
-  if (!block) {
+  EVP_MD_CTX *md5 = EVP_MD_CTX_new();
+  if (!block || !md5) {
     status = AP_NO_MEMORY(error);
   }
   int count = part_count_of(upload);
@@ -431,18 +453,31 @@ static ap_status_t assemble_file_parts(ap_context_t *context,
     part_key(upload, number, key, sizeof key);
     ap_io_t *input = NULL;
     status = ap_object_store_open_read(store, key, &input, error);
+    if (status == AP_OK && EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
+      status = AP_NO_MEMORY(error);
+    }
     while (status == AP_OK) {
       int64_t got = ap_io_read(input, block, COPY_BLOCK_SIZE, error);
       if (got < 0) {
         status = error && error->code ? (ap_status_t)error->code : AP_ERR_IO;
       } else if (got == 0) {
         break;
+      } else if (EVP_DigestUpdate(md5, block, (size_t)got) != 1) {
+        status = AP_NO_MEMORY(error);
       } else {
         status = ap_output_write(output, block, (size_t)got, error);
       }
     }
     ap_io_close(input);
+    char etag[AP_UPLOAD_ETAG_SIZE];
+    if (status == AP_OK) {
+      status = finish_etag(md5, etag, error);
+    }
+    if (status == AP_OK && !etag_equal(parts[number - 1].etag, etag)) {
+      status = etag_mismatch(&parts[number - 1], etag, error);
+    }
   }
+  EVP_MD_CTX_free(md5);
   free(block);
   if (status == AP_OK) {
     status = ap_output_finish(output, error);
@@ -499,7 +534,8 @@ ap_status_t ap_upload_multipart_complete(ap_context_t *context,
    * call returns the asset. */
   ap_upload_part_t *stored = NULL;
   size_t stored_count = 0;
-  status = list_stored_parts(context, &upload, &stored, &stored_count, error);
+  status =
+      list_stored_parts(context, &upload, 0, &stored, &stored_count, error);
   if (status == AP_OK) {
     status = check_parts(&upload, parts, count, stored, stored_count, error);
   }
@@ -523,7 +559,7 @@ ap_status_t ap_upload_multipart_complete(ap_context_t *context,
       }
       free(s3_parts);
     } else {
-      status = assemble_file_parts(context, &upload, error);
+      status = assemble_file_parts(context, &upload, parts, error);
     }
   }
   ap_upload_record_clear(&upload);

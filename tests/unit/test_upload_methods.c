@@ -503,6 +503,23 @@ static void multipart_resumes_and_completes(void **state) {
                    AP_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(error.message, "parts:"));
 
+  /* A wrong ETag of the last part is found while assembling: nothing
+   * appears and the parts stay for another try. */
+  ap_upload_part_t wrong[3] = {sent[0], sent[1], sent[2]};
+  snprintf(wrong[1].etag, sizeof wrong[1].etag, "%s", etags[1]);
+  snprintf(wrong[2].etag, sizeof wrong[2].etag, "\"%032d\"", 0);
+  assert_int_equal(ap_upload_multipart_complete(context, "alice", id, wrong, 3,
+                                                NULL, &error),
+                   AP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(error.message, "does not match"));
+  assert_non_null(strstr(error.message, "part 3"));
+  assert_false(object_exists(context, ap_upload_ticket_object_key(ticket)));
+  assert_int_equal(
+      ap_upload_parts_list(context, "alice", id, &parts, &count, &error),
+      AP_OK);
+  assert_int_equal(count, 3);
+  ap_free(parts);
+
   /* Wrong order is rejected before anything is assembled. */
   ap_upload_part_t swapped[3] = {sent[1], sent[0], sent[2]};
   snprintf(sent[1].etag, sizeof sent[1].etag, "%s", etags[1]);
