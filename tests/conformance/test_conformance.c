@@ -1266,6 +1266,7 @@ static void job_idempotency_key_under_race(void **state) {
     SKIP_BECAUSE(unique_index_gap);
   }
   space_t *space = space_new(NULL);
+
   pthread_barrier_t barrier;
   assert_int_equal(pthread_barrier_init(&barrier, NULL, RACE_THREADS), 0);
   enqueue_racer_t *racers = calloc(RACE_THREADS, sizeof *racers);
@@ -1280,6 +1281,7 @@ static void job_idempotency_key_under_race(void **state) {
   for (int t = 0; t < RACE_THREADS; t++) {
     assert_int_equal(pthread_join(threads[t], NULL), 0);
   }
+
   /* Both threads enqueued each key at the same moment; both got the one
    * job the key names. */
   for (int t = 0; t < RACE_THREADS; t++) {
@@ -1438,7 +1440,7 @@ static void job_cancel_stops_job(void **state) {
   space_free(space);
 }
 
-/* Waits past a 1 ms lease, so the reaper at the current time sees it
+/* Waits past a 1 ms lease, so the reaper at the current time finds it
  * expired. */
 static void wait_past_lease(void) { sleep_ms(5); }
 
@@ -1742,9 +1744,9 @@ static void check_processed(ap_context_t *context, const worker_case_t *input,
   for (size_t i = 0; i < key_count; i++) {
     assert_false(object_exists(context, keys[i]));
   }
-  ap_asset_t *gone = NULL;
+  ap_asset_t *deleted = NULL;
   assert_int_equal(
-      ap_asset_get(context, "alice", ap_asset_id(asset), &gone, NULL),
+      ap_asset_get(context, "alice", ap_asset_id(asset), &deleted, NULL),
       AP_ERR_NOT_FOUND);
   ap_asset_free(asset);
 }
