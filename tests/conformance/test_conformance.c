@@ -1663,6 +1663,7 @@ typedef struct worker_case {
   const char *content_type;
   const char *duration; /* as the analysis JSON writes it */
   int sample_rate;
+  int channels;
   int64_t dat_pixels; /* of the 256 samples-per-pixel waveform */
 } worker_case_t;
 
@@ -1688,7 +1689,13 @@ static void check_processed(ap_context_t *context, const worker_case_t *input,
   assert_non_null(analysis);
   assert_non_null(strstr(analysis, "integrated_lufs"));
   assert_non_null(strstr(analysis, input->duration));
-  assert_non_null(ap_asset_probe_json(asset));
+  const char *probe = ap_asset_probe_json(asset);
+  assert_non_null(probe);
+  char expected[64];
+  snprintf(expected, sizeof expected, "\"sample_rate\":%d", input->sample_rate);
+  assert_non_null(strstr(probe, expected));
+  snprintf(expected, sizeof expected, "\"channels\":%d", input->channels);
+  assert_non_null(strstr(probe, expected));
 
   assert_int_equal(ap_asset_rendition_count(asset), 2);
   assert_string_equal(ap_asset_rendition_name(asset, 0), "mp3_128k");
@@ -1760,8 +1767,8 @@ static void worker_processes_cases(void **state) {
    * 48 kHz stereo 24-bit WAVE_FORMAT_EXTENSIBLE (192000 frames, 750
    * pixels). */
   const worker_case_t inputs[] = {
-      {CASES "case-03.mp3", "audio/mpeg", "\"duration\":5", 44100, 862},
-      {CASES "case-08.wav", "audio/wav", "\"duration\":4", 48000, 750},
+      {CASES "case-03.mp3", "audio/mpeg", "\"duration\":5", 44100, 1, 862},
+      {CASES "case-08.wav", "audio/wav", "\"duration\":4", 48000, 2, 750},
   };
   enum { INPUTS = sizeof inputs / sizeof inputs[0] };
   ap_asset_t *assets[INPUTS];
