@@ -986,6 +986,34 @@ def phase_verify(base, deployment, book, killed_job, endpoint, credentials):
     check("verify: no job history shows two completions",
           not wrong_history, wrong_history[:3])
 
+    # Each page comes from the other httpd, so every cursor is checked by
+    # a process that did not sign it.
+    listed = []
+    cursor = None
+    pages = 0
+    failed_page = None
+    while pages < 100:
+        port = deployment.httpd_ports[pages % 2]
+        query = "?limit=7" + ("&cursor=" + urllib.parse.quote(cursor, "")
+                              if cursor else "")
+        reply = send("http://127.0.0.1:%d/v1/assets%s" % (port, query),
+                     headers=auth())
+        pages += 1
+        if reply.status != 200:
+            failed_page = (pages, reply.describe())
+            break
+        page = reply.json() or {}
+        listed += [item.get("id") for item in page.get("assets") or []]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    check("verify: every asset page lists", failed_page is None,
+          failed_page)
+    created = sorted(entry["asset"]["id"] for entry in book.jobs.values())
+    check("verify: listing across both httpd shows each asset once",
+          sorted(listed) == created,
+          (len(listed), len(set(listed)), len(created)))
+
     statuses = []
     for name, process, _, _ in deployment.workers:
         if process.poll() is None:
