@@ -129,8 +129,8 @@ static ap_status_t parse_uri(const char *uri, const char *redacted,
     mongoc_uri_destroy(parsed);
     return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
                         "metadata.uri = %s: %s; fix or remove the option "
-                        "(the driver's options are listed in "
-                        "docs/operations.md)",
+                        "(docs/operations.md lists the options that "
+                        "matter)",
                         redacted, warnings);
   }
   *out = parsed;
