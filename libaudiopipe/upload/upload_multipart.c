@@ -529,8 +529,18 @@ ap_status_t ap_upload_multipart_complete(ap_context_t *context,
     return ap_upload_complete(context, owner, upload_id, out, error);
   }
 
-  /* NOTE: a completion racing another of the same upload may find the
-   * parts already assembled and gone, so it fails with "parts:". A later
+  /* An earlier call that assembled the object and then failed (a
+   * retryable validation error, say) consumed the parts, so all that is
+   * left is validating the object. */
+  ap_object_info_t info;
+  if (ap_object_store_stat(ap_context_object_store(context), upload.object_key,
+                           &info, NULL) == AP_OK) {
+    ap_upload_record_clear(&upload);
+    return ap_upload_complete(context, owner, upload_id, out, error);
+  }
+
+  /* NOTE: a completion racing another of the same upload while it
+   * assembles may find the parts gone, so it fails with "parts:". A later
    * call returns the asset. */
   ap_upload_part_t *stored = NULL;
   size_t stored_count = 0;

@@ -575,6 +575,49 @@ static void multipart_resumes_and_completes(void **state) {
   ap_upload_ticket_free(ticket);
 }
 
+static void multipart_retry_after_assembly(void **state) {
+  test_state_t *test = *state;
+  ap_context_t *context = test->fixture.context;
+  int64_t size = file_size(test->wav_path);
+  ap_upload_ticket_t *ticket = NULL;
+  assert_int_equal(create_upload(context, "alice", AP_UPLOAD_METHOD_MULTIPART,
+                                 size, &ticket, NULL),
+                   AP_OK);
+  const char *id = ap_upload_ticket_id(ticket);
+  ap_upload_part_t sent[3];
+  for (int i = 0; i < 3; i++) {
+    int64_t offset = (int64_t)i * PART_SIZE;
+    int64_t length = i < 2 ? PART_SIZE : size - offset;
+    sent[i].number = i + 1;
+    sent[i].size_bytes = -1;
+    put_part(test, id, i + 1, offset, length, 0, sent[i].etag);
+  }
+
+  /* A second context on the same stores whose scanner cannot be reached:
+   * the object is assembled, then the scan fails retryably. */
+  assert_int_equal(ap_config_set(test->fixture.config, "uploads.clamd_address",
+                                 "tcp:127.0.0.1:1", NULL),
+                   AP_OK);
+  ap_context_t *scanning = NULL;
+  assert_int_equal(ap_context_open(test->fixture.config, &scanning, NULL),
+                   AP_OK);
+  ap_error_t error = {0};
+  assert_int_equal(ap_upload_multipart_complete(scanning, "alice", id, sent, 3,
+                                                NULL, &error),
+                   AP_ERR_UNAVAILABLE);
+  ap_context_close(scanning);
+  assert_true(object_exists(context, ap_upload_ticket_object_key(ticket)));
+
+  /* The retry finds the parts consumed and validates the object. */
+  ap_asset_t *asset = NULL;
+  assert_int_equal(ap_upload_multipart_complete(context, "alice", id, sent, 3,
+                                                &asset, &error),
+                   AP_OK);
+  assert_int_equal(ap_asset_size_bytes(asset), size);
+  ap_asset_free(asset);
+  ap_upload_ticket_free(ticket);
+}
+
 static void multipart_abort_leaves_nothing(void **state) {
   test_state_t *test = *state;
   ap_context_t *context = test->fixture.context;
@@ -711,6 +754,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(post_form_tampering_rejected, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(multipart_resumes_and_completes, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(multipart_retry_after_assembly, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(multipart_abort_leaves_nothing, setup,
                                       teardown),
