@@ -240,6 +240,54 @@ ap_status_t ap_s3_signing_key(const char *secret_access_key, const char *date,
   return status;
 }
 
+/*
+ * The signing key depends only on the secret, the day and the region, yet
+ * deriving it costs four HMACs: most of a presign. Each thread keeps the
+ * last key it derived, with the inputs it came from, so a run of URLs
+ * signed on one day with one credential derives it once. Secrets longer
+ * than the buffer are not cached (AWS secrets are 40 bytes).
+ */
+#define CACHED_SECRET_MAX_BYTES 128
+#define CACHED_REGION_MAX_BYTES 64
+typedef struct signing_key_cache {
+  int valid;
+  char day[9];
+  char secret[CACHED_SECRET_MAX_BYTES + 1];
+  char region[CACHED_REGION_MAX_BYTES + 1];
+  unsigned char key[AP_HMAC_SHA256_SIZE];
+} signing_key_cache_t;
+
+static _Thread_local signing_key_cache_t signing_key_cache;
+
+static ap_status_t cached_signing_key(const ap_s3_credentials_t *credentials,
+                                      const char *day,
+                                      unsigned char key[AP_HMAC_SHA256_SIZE],
+                                      ap_error_t *error) {
+  signing_key_cache_t *cache = &signing_key_cache;
+  size_t secret_length = strlen(credentials->secret_access_key);
+  size_t region_length = strlen(credentials->region);
+  int cacheable = secret_length <= CACHED_SECRET_MAX_BYTES &&
+                  region_length <= CACHED_REGION_MAX_BYTES;
+  if (cacheable && cache->valid && strcmp(cache->day, day) == 0 &&
+      strcmp(cache->secret, credentials->secret_access_key) == 0 &&
+      strcmp(cache->region, credentials->region) == 0) {
+    memcpy(key, cache->key, AP_HMAC_SHA256_SIZE);
+    return AP_OK;
+  }
+
+  ap_status_t status = ap_s3_signing_key(credentials->secret_access_key, day,
+                                         credentials->region, key, error);
+  if (status != AP_OK || !cacheable) {
+    return status;
+  }
+  memcpy(cache->day, day, sizeof cache->day);
+  memcpy(cache->secret, credentials->secret_access_key, secret_length + 1);
+  memcpy(cache->region, credentials->region, region_length + 1);
+  memcpy(cache->key, key, AP_HMAC_SHA256_SIZE);
+  cache->valid = 1;
+  return AP_OK;
+}
+
 /* Signs `string_to_sign` under the key of `amz_date`'s day. */
 static ap_status_t sign_string(const ap_s3_credentials_t *credentials,
                                const char *amz_date, const char *string_to_sign,
@@ -249,8 +297,7 @@ static ap_status_t sign_string(const ap_s3_credentials_t *credentials,
   memcpy(day, amz_date, 8);
   day[8] = '\0';
   unsigned char key[AP_HMAC_SHA256_SIZE];
-  ap_status_t status = ap_s3_signing_key(credentials->secret_access_key, day,
-                                         credentials->region, key, error);
+  ap_status_t status = cached_signing_key(credentials, day, key, error);
   unsigned char digest[AP_HMAC_SHA256_SIZE];
   if (status == AP_OK) {
     status = ap_hmac_sha256(key, sizeof key, string_to_sign,

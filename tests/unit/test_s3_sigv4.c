@@ -54,6 +54,67 @@ static void presign_get_matches_aws_example(void **state) {
   ap_presigned_request_free(&request);
 }
 
+/* Presigns the AWS query example at `now` with `credentials` and returns
+ * the URL's signature (64 hex digits). */
+static void example_signature(const ap_s3_credentials_t *credentials,
+                              int64_t now, char signature[65]) {
+  ap_s3_presign_input_t input = {0};
+  input.method = "GET";
+  input.origin = "https://examplebucket.s3.amazonaws.com";
+  input.host = "examplebucket.s3.amazonaws.com";
+  input.encoded_path = "/test.txt";
+  input.content_length = -1;
+  input.now = now;
+  input.expires_seconds = 86400;
+  ap_presigned_request_t request;
+  ap_error_t error = {0};
+  assert_int_equal(ap_s3_presign(credentials, &input, &request, &error), AP_OK);
+  const char *found = strstr(request.url, "X-Amz-Signature=");
+  assert_non_null(found);
+  assert_int_equal(strlen(found + 16), 64);
+  memcpy(signature, found + 16, 65);
+  ap_presigned_request_free(&request);
+}
+
+/* The signing key is cached per thread: a change of secret, region or day
+ * must still give the signature a fresh derivation gives. Each reference
+ * is signed first on a second credential set so the cache holds another
+ * key when the checked signature is made. */
+static void signing_key_cache_follows_inputs(void **state) {
+  (void)state;
+  static const char known[] =
+      "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+  ap_s3_credentials_t other_secret = example_credentials;
+  other_secret.secret_access_key = "another-secret-of-forty-characters-000000";
+  ap_s3_credentials_t other_region = example_credentials;
+  other_region.region = "eu-west-1";
+
+  char first[65], again[65], with_secret[65], with_region[65], next_day[65];
+  example_signature(&example_credentials, example_time, first);
+  example_signature(&example_credentials, example_time, again);
+  example_signature(&other_secret, example_time, with_secret);
+  example_signature(&other_region, example_time, with_region);
+  example_signature(&example_credentials, example_time + 86400, next_day);
+  assert_string_equal(first, known);
+  assert_string_equal(again, known);
+  assert_string_not_equal(with_secret, known);
+  assert_string_not_equal(with_region, known);
+  assert_string_not_equal(next_day, known);
+  assert_string_not_equal(with_secret, with_region);
+
+  /* Back to the example after other keys were cached. */
+  char back[65];
+  example_signature(&example_credentials, example_time, back);
+  assert_string_equal(back, known);
+
+  /* Same inputs give the same signature whether or not the key was
+   * cached: sign the other secret twice with another key in between. */
+  char with_secret_again[65];
+  example_signature(&other_region, example_time, with_region);
+  example_signature(&other_secret, example_time, with_secret_again);
+  assert_string_equal(with_secret_again, with_secret);
+}
+
 /* "Signature Calculations for the Authorization Header", GET Object:
  * the first 10 bytes of test.txt with a signed Range header. */
 static void header_signature_matches_aws_example(void **state) {
@@ -289,6 +350,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(presign_get_matches_aws_example),
       cmocka_unit_test(header_signature_matches_aws_example),
+      cmocka_unit_test(signing_key_cache_follows_inputs),
       cmocka_unit_test(key_encoding_keeps_slashes),
       cmocka_unit_test(query_value_encodes_slash),
       cmocka_unit_test(query_sorted_and_encoded),
