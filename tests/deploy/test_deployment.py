@@ -8,17 +8,19 @@ Phases, each on the same processes:
   flow    uploads of real case files through nginx. The client follows each
           job's server-sent events to the end event, then reads the asset
           and fetches every rendition through its presigned GET URL.
-  drain   uploads run while one httpd gets SIGTERM (it drains) and is
-          started again. Every client-visible failure is counted, and only
-          the ones the drain contract allows pass.
+  drain   uploads and event streams run while one httpd gets SIGTERM (it
+          drains) and is started again. The drain contract allows one
+          client-visible effect, event streams that end early and resume
+          with Last-Event-ID, so every failed request fails the test.
   kill    one worker gets SIGKILL in the middle of a long job and a
           replacement starts; the lease expires and the job is retried.
   redis   Redis is stopped during uploads, started again and flushed; jobs
           keep completing because clients and servers fall back to polling.
   verify  every job succeeded once, with the expected attempts, every asset
           has exactly the profile's renditions and waveforms (in its record
-          and in the bucket), and the workers' logs show one completion per
-          job.
+          and in the bucket), the asset list paged through both httpd shows
+          each asset once, every server exits 0 on SIGTERM, and the
+          workers' logs show one completion per job.
 
 Backends that this build does not support are replaced (MongoDB by a shared
 SQLite file) or their phase is skipped (Redis), with a line starting with
