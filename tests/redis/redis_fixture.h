@@ -94,4 +94,18 @@ static inline int redis_fixture_wait_subscribers(ap_context_t *context,
   return -1;
 }
 
+/* Waits until the publisher connection of `context` replies to PING;
+ * returns 0 when it does. */
+static inline int redis_fixture_wait_publisher(ap_context_t *context) {
+  int64_t deadline = redis_test_now_ms() + REDIS_WAIT_MS;
+  while (redis_test_now_ms() < deadline) {
+    ap_redis_health_t health = {.struct_size = sizeof health};
+    if (ap_redis_check(context, &health, NULL) == AP_OK) {
+      return 0;
+    }
+    redis_test_sleep_ms(10);
+  }
+  return -1;
+}
+
 #endif

@@ -42,6 +42,10 @@ typedef struct running_worker {
   ap_status_t status;
 } running_worker_t;
 
+/* The workers started by the running test, so that teardown can stop
+ * them when a failed assert skipped the test's own stop_worker. */
+static running_worker_t *started_workers[4];
+
 static void on_event(void *user_data, const ap_worker_event_t *event) {
   worker_counts_t *counts = user_data;
   if (event->kind == AP_WORKER_EVENT_SUCCEEDED) {
@@ -73,9 +77,20 @@ static void start_worker(running_worker_t *worker, ap_context_t *context,
   worker->options.event_user_data = counts;
   assert_int_equal(pthread_create(&worker->thread, NULL, run_worker, worker),
                    0);
+  for (size_t i = 0; i < 4; i++) {
+    if (!started_workers[i]) {
+      started_workers[i] = worker;
+      break;
+    }
+  }
 }
 
 static void stop_worker(running_worker_t *worker) {
+  for (size_t i = 0; i < 4; i++) {
+    if (started_workers[i] == worker) {
+      started_workers[i] = NULL;
+    }
+  }
   ap_worker_request_stop(worker->handle);
   assert_int_equal(pthread_join(worker->thread, NULL), 0);
   assert_int_equal(worker->status, AP_OK);
@@ -116,16 +131,21 @@ static void upload_case(ap_context_t *context, char job_id[AP_ID_SIZE]) {
 /* Waits up to REDIS_WAIT_MS for the job to end and returns it. */
 static ap_job_t *wait_for_job(ap_context_t *context, const char *job_id) {
   int64_t deadline = redis_test_now_ms() + REDIS_WAIT_MS;
+  ap_job_state_t state = AP_JOB_QUEUED;
+  int attempts = 0;
   while (redis_test_now_ms() < deadline) {
     ap_job_t *job = NULL;
     assert_int_equal(ap_job_get(context, NULL, job_id, &job, NULL), AP_OK);
     if (ap_job_state_is_terminal(ap_job_state(job))) {
       return job;
     }
+    state = ap_job_state(job);
+    attempts = ap_job_attempts(job);
     ap_job_free(job);
     redis_test_sleep_ms(10);
   }
-  fail_msg("job %s did not end within %d ms", job_id, REDIS_WAIT_MS);
+  fail_msg("job %s did not end within %d ms: still %s after %d attempts",
+           job_id, REDIS_WAIT_MS, ap_job_state_name(state), attempts);
   return NULL;
 }
 
@@ -152,6 +172,19 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   meta_fixture_t *fixture = *state;
+  for (size_t i = 0; i < 4; i++) {
+    running_worker_t *worker = started_workers[i];
+    if (worker) {
+      started_workers[i] = NULL;
+      ap_worker_request_stop(worker->handle);
+      pthread_join(worker->thread, NULL);
+      ap_worker_free(worker->handle);
+    }
+  }
+  /* A test that failed with Redis stopped must not fail the next ones. */
+  if (redis_fixture_command("PING") != 0) {
+    redis_fixture_server("start");
+  }
   meta_fixture_close(fixture);
   free(fixture);
   return 0;
@@ -250,8 +283,11 @@ static void test_outage_loses_no_job(void **state) {
   assert_int_equal(ap_redis_check(context, &health, NULL), AP_ERR_UNAVAILABLE);
   assert_int_equal(health.subscribers_connected, 0);
 
+  /* Both the subscriber and the publisher, whose reconnect may still be
+   * waiting for its backoff delay, must be back before the wake-up. */
   assert_int_equal(redis_fixture_server("start"), 0);
   assert_int_equal(redis_fixture_wait_subscribers(context, 1), 0);
+  assert_int_equal(redis_fixture_wait_publisher(context), 0);
   char last_id[AP_ID_SIZE];
   upload_case(context, last_id);
   assert_succeeded_once(context, last_id);
