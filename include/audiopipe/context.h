@@ -58,7 +58,10 @@ typedef struct ap_context ap_context_t;
  * (AUDIOPIPE_SIGNING_SECRET) is missing or shorter than 32 bytes, or when
  * a URI does not parse; AP_ERR_UNSUPPORTED for a backend this build lacks;
  * AP_ERR_UNAVAILABLE or AP_ERR_IO when a backend cannot be opened. A
- * database newer than this build fails with AP_ERR_UNSUPPORTED.
+ * database newer than this build fails with AP_ERR_UNSUPPORTED. Redis
+ * (redis.uri) is the exception: an unreachable Redis or a rejected
+ * password does not fail the open, because everything falls back to
+ * polling (see <audiopipe/redis.h>); only a malformed redis.* value does.
  */
 AP_EXPORT ap_status_t ap_context_open(const ap_config_t *config,
                                       ap_context_t **out, ap_error_t *error);
