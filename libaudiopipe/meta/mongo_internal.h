@@ -38,7 +38,8 @@
  *   uploads {id: 1} unique; {state: 1, expires_at: 1};
  *           {expires_at_date: 1} TTL expireAfterSeconds = a grace period
  *           well past the cleanup of expired uploads, as a backstop
- *   jobs    {id: 1} unique; {state: 1, due_at: 1} (claims);
+ *   jobs    {id: 1} unique; {state: 1, due_at: 1, created_at: 1, id: 1}
+ *           (claims, in their sort order);
  *           {state: 1, lease_expires_at: 1} (reaper);
  *           {idempotency_key: 1} unique, partial on idempotency_key
  *           existing; {asset_id: 1}

