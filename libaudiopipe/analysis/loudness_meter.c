@@ -180,13 +180,14 @@ static double recent_mean(const ap_loudness_meter_t *meter, int count) {
 }
 
 static void add_gating_block(ap_loudness_meter_t *meter, double energy) {
+  /* A block with an infinite or NaN sample carries no loudness. */
   double lufs = energy_to_lufs(energy);
-  if (!(lufs >= ABSOLUTE_GATE_LUFS)) {
+  if (!isfinite(lufs) || lufs < ABSOLUTE_GATE_LUFS) {
     return;
   }
-  int bin = (int)((lufs - ABSOLUTE_GATE_LUFS) * HISTOGRAM_BINS_PER_LU);
-  if (bin >= HISTOGRAM_BINS) {
-    bin = HISTOGRAM_BINS - 1;
+  int bin = HISTOGRAM_BINS - 1;
+  if (lufs < HISTOGRAM_MAX_LUFS) {
+    bin = (int)((lufs - ABSOLUTE_GATE_LUFS) * HISTOGRAM_BINS_PER_LU);
   }
   meter->block_counts[bin]++;
   meter->block_energies[bin] += energy;
@@ -274,7 +275,12 @@ static int compute_integrated(const ap_loudness_meter_t *meter, double *lufs) {
   /* A bin is kept when its centre is at or above the relative gate. */
   double gate_lufs = energy_to_lufs(energy / (double)count) - RELATIVE_GATE_LU;
   double first = (gate_lufs - ABSOLUTE_GATE_LUFS) * HISTOGRAM_BINS_PER_LU;
-  int first_bin = first <= 0.5 ? 0 : (int)ceil(first - 0.5);
+  int first_bin = HISTOGRAM_BINS - 1;
+  if (first <= 0.5) {
+    first_bin = 0;
+  } else if (first < HISTOGRAM_BINS - 1) {
+    first_bin = (int)ceil(first - 0.5);
+  }
 
   int64_t kept = 0;
   double kept_energy = 0.0;

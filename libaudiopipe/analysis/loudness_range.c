@@ -36,7 +36,7 @@ static double lufs_of_bin(int bin) {
 }
 
 void ap_loudness_range_add(ap_loudness_range_t *range, double lufs) {
-  if (!(lufs >= RANGE_MIN_LUFS)) {
+  if (!(lufs >= RANGE_MIN_LUFS) || isinf(lufs)) {
     return;
   }
 

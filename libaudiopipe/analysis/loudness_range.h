@@ -18,7 +18,7 @@ typedef struct ap_loudness_range ap_loudness_range_t;
 ap_loudness_range_t *ap_loudness_range_create(void);
 
 /* Adds one short-term value in LUFS; values below the -70 LUFS absolute
- * gate (or -inf) are counted as gated out. */
+ * gate, infinite values and NaN are counted as gated out. */
 void ap_loudness_range_add(ap_loudness_range_t *range, double lufs);
 
 /* Computes the range in LU: the 95th minus the 10th percentile of the

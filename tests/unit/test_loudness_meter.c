@@ -382,6 +382,34 @@ static void short_input_matches(void **state) {
   signal_free(signal);
 }
 
+static void non_finite_samples_are_skipped(void **state) {
+  (void)state;
+  /* A float file can hold inf and NaN: the blocks they reach carry no
+   * loudness, and the blocks before them still count. */
+  signal_t *signal = signal_create(48000, 2, 10.0);
+  add_sine(signal, 0, 0.0, 10.0, 1000.0, -20.0);
+  add_sine(signal, 1, 0.0, 10.0, 1000.0, -20.0);
+  signal->planes[0][48000 * 6] = INFINITY;
+  signal->planes[1][48000 * 7] = NAN;
+
+  ap_loudness_meter_t *meter = NULL;
+  ap_error_t error = {0};
+  assert_int_equal(
+      ap_loudness_meter_create(2, 48000, stereo_weights, &meter, &error),
+      AP_OK);
+  const float *planes[2] = {signal->planes[0], signal->planes[1]};
+  ap_loudness_meter_write(meter, planes, (int)signal->frames);
+  ap_loudness_summary_t summary;
+  ap_loudness_meter_summarize(meter, &summary);
+  assert_true(summary.integrated_defined);
+  /* Two channels of a -20 dBFS 1 kHz sine read -20.0 LUFS. */
+  assert_float_equal(summary.integrated_lufs, -20.0, 0.1);
+  assert_true(isfinite(summary.max_momentary_lufs));
+  assert_true(isfinite(summary.max_short_term_lufs));
+  ap_loudness_meter_free(meter);
+  signal_free(signal);
+}
+
 /* Maps one channel of a decoded file to libebur128's channel kinds the
  * way the analysis sink weights it. */
 static void map_file_channels(int channels, uint64_t mask,
@@ -534,6 +562,7 @@ int main(void) {
       cmocka_unit_test(silence_has_no_loudness),
       cmocka_unit_test(quiet_passages_are_gated),
       cmocka_unit_test(short_input_matches),
+      cmocka_unit_test(non_finite_samples_are_skipped),
       cmocka_unit_test(cases_match_libebur128),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
