@@ -1873,19 +1873,13 @@ static void redis_wakes_idle_worker(void **state) {
   bytes_t wav = make_wav(40);
   ap_asset_t *asset = upload_asset(context, "alice", &wav, "audio/wav");
 
-  /* The worker's subscription may go live after the first wake-up, so
-   * further enqueues (of a kind the worker ignores) send more. */
+  /* A job enqueued before the worker's subscription goes live is still
+   * found: the worker also wakes when its subscription starts. */
   ap_job_state_t state_now = AP_JOB_QUEUED;
   for (int waited = 0; waited < 60000; waited += 500) {
     state_now = job_state(context, ap_asset_job_id(asset));
     if (ap_job_state_is_terminal(state_now)) {
       break;
-    }
-    if (state_now == AP_JOB_QUEUED) {
-      ap_job_enqueue_options_t options;
-      ap_job_enqueue_options_init(&options);
-      options.kind = "conformance_wake";
-      assert_int_equal(ap_job_enqueue(context, &options, NULL, NULL), AP_OK);
     }
     sleep_ms(500);
   }
