@@ -56,6 +56,7 @@ typedef struct object_body {
   form_field_t policy;
   form_field_t signature;
   int file_seen;    /* a file field started; fields after it are ignored */
+  size_t ignored;   /* bytes of the ignored fields after the file */
   uint64_t drained; /* bytes discarded since the failure */
   ap_error_t failure;
   int failed;
@@ -273,8 +274,29 @@ static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind,
   if (body->failed) {
     return MHD_NO;
   }
+  /* A part without a name in its Content-Disposition reaches here with
+   * name NULL. */
+  if (!name) {
+    httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
+                    "form part has no name: give every part a "
+                    "Content-Disposition: form-data; name=... header");
+    body_fail(body, &error);
+    return MHD_NO;
+  }
   if (body->file_seen && strcmp(name, "file") != 0) {
-    return MHD_YES; /* S3 ignores the fields after the file, too */
+    /* S3 ignores the fields after the file, too, but their bytes are
+     * bounded like the fields before it, so a form cannot stream without
+     * end past its file. */
+    body->ignored += size;
+    if (body->ignored > FORM_FIELD_MAX_BYTES) {
+      httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
+                      "form fields after the file are over %d bytes: send "
+                      "the file last",
+                      FORM_FIELD_MAX_BYTES);
+      body_fail(body, &error);
+      return MHD_NO;
+    }
+    return MHD_YES;
   }
   if (strcmp(name, "file") == 0) {
     if (!body->form) {

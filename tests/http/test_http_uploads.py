@@ -3,7 +3,8 @@
 store: put with its ETag, the signed form POST (within the cap, past it,
 tampered), and a multipart upload of a 12 MiB WAV whose part 2 drops
 mid-body and is sent again, with listing, completion, abort and owner
-isolation.
+isolation. Hostile input: form parts without a name and fields streamed
+after the file.
 
 Usage: test_http_uploads.py --httpd PATH --cases DIR
 
@@ -313,6 +314,61 @@ def test_abort(server, scratch):
     check("abort: a second DELETE is 204", twice.status == 204, twice.body)
 
 
+def raw_form(url, parts, directory, boundary="hostile"):
+    """POSTs a hand-made multipart/form-data body of (headers, value)
+    parts, values as Latin-1 text."""
+    body = ""
+    for headers, value in parts:
+        body += "--%s\r\n%s\r\n\r\n%s\r\n" % (boundary, headers, value)
+    body += "--%s--\r\n" % boundary
+    path = os.path.join(directory, "form.bin")
+    with open(path, "wb") as handle:
+        handle.write(body.encode("latin-1"))
+    content_type = "multipart/form-data; boundary=" + boundary
+    return curl(url, "POST", {"Content-Type": content_type, "Expect": ""},
+                data_file=path)
+
+
+def test_hostile_forms(server, cases, scratch):
+    path = os.path.join(cases, "case-03.mp3")
+    with open(path, "rb") as handle:
+        audio = handle.read().decode("latin-1")
+    created = create(server, ALICE_KEY, "case-03.mp3", len(audio),
+                     "audio/mpeg", "post")
+    ticket = created.json() or {}
+    fields = [('Content-Disposition: form-data; name="%s"' % name, value)
+              for name, value in (ticket.get("fields") or {}).items()]
+    file_part = ('Content-Disposition: form-data; name="file"; '
+                 'filename="a.mp3"\r\nContent-Type: audio/mpeg', audio)
+
+    nameless = raw_form(ticket["url"], [("Content-Type: text/plain", "x")],
+                        scratch)
+    check("hostile form: a part without a name is 400",
+          nameless.status == 400, (nameless.status, nameless.body))
+    check("hostile form: the error names the missing name",
+          "no name" in test_http.error_message(nameless), nameless.body)
+    alive = curl(server.url("/healthz"))
+    check("hostile form: the server still answers", alive.status == 200,
+          alive.status)
+
+    trailing = ('Content-Disposition: form-data; name="comment"',
+                "x" * (64 * 1024))
+    long_tail = raw_form(ticket["url"], fields + [file_part, trailing],
+                         scratch)
+    check("hostile form: 64 KiB of fields after the file is 400",
+          long_tail.status == 400, (long_tail.status, long_tail.body))
+    stored = [f for f in test_http.object_files(server)
+              if f.endswith(ticket.get("upload_id", "?"))]
+    check("hostile form: nothing is stored after a long tail",
+          stored == [], stored)
+
+    short_tail = ('Content-Disposition: form-data; name="comment"', "ok")
+    accepted = raw_form(ticket["url"], fields + [file_part, short_tail],
+                        scratch)
+    check("hostile form: a short field after the file is ignored",
+          accepted.status == 200, (accepted.status, accepted.body))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--httpd", required=True)
@@ -336,6 +392,7 @@ def main():
             test_post_method(server, arguments.cases, scratch)
             test_multipart_method(server, scratch)
             test_abort(server, scratch)
+            test_hostile_forms(server, arguments.cases, scratch)
             server.stop()
             check("server exits 0", server.process.returncode == 0,
                   server.process.returncode)
