@@ -186,11 +186,19 @@ static ap_status_t parse_part(json_object *item, size_t index,
                            index);
   }
   const char *text = json_object_get_string(etag);
-  size_t length = strlen(text);
+  size_t length = (size_t)json_object_get_string_len(etag);
   if (length < 1 || length >= sizeof part->etag) {
     return httpd_error_set(error, AP_ERR_INVALID_ARGUMENT,
                            "parts[%zu].etag: must be 1 to %zu bytes", index,
                            sizeof part->etag - 1);
+  }
+  /* A "\u0000" would cut the C string, so only the text before it would
+   * be compared with the stored ETag. */
+  if (memchr(text, '\0', length)) {
+    return httpd_error_set(error, AP_ERR_INVALID_ARGUMENT,
+                           "parts[%zu].etag: contains a NUL character: send "
+                           "the ETag header of the part's PUT",
+                           index);
   }
   part->number = (int)part_number;
   memcpy(part->etag, text, length + 1);

@@ -3,8 +3,8 @@
 store: put with its ETag, the signed form POST (within the cap, past it,
 tampered), and a multipart upload of a 12 MiB WAV whose part 2 drops
 mid-body and is sent again, with listing, completion, abort and owner
-isolation. Hostile input: form parts without a name and fields streamed
-after the file.
+isolation. Hostile input: form parts without a name, fields streamed
+after the file, and a completion ETag cut by a NUL.
 
 Usage: test_http_uploads.py --httpd PATH --cases DIR
 
@@ -369,6 +369,36 @@ def test_hostile_forms(server, cases, scratch):
           accepted.status == 200, (accepted.status, accepted.body))
 
 
+def test_nul_etag(server, scratch):
+    wav = os.path.join(scratch, "tone.wav")
+    with open(wav, "rb") as handle:
+        data = handle.read()
+    created = create(server, ALICE_KEY, "tone.wav", len(data), "audio/wav",
+                     "multipart")
+    ticket = created.json() or {}
+    upload_id = ticket.get("upload_id", "")
+    parts = []
+    for number in range(1, ticket.get("part_count", 0) + 1):
+        part = presign_part(server, ALICE_KEY, upload_id, number).json() or {}
+        chunk = data[(number - 1) * PART_SIZE:number * PART_SIZE]
+        put = put_bytes(part["url"], part["headers"], chunk, scratch)
+        parts.append({"number": number, "etag": put.headers.get("etag", "")})
+    if not check("nul etag: every part PUT has an ETag",
+                 parts and all(part["etag"] for part in parts), parts):
+        return
+    cut = [dict(parts[0], etag=parts[0]["etag"] + "\u0000junk")] + parts[1:]
+    path = "/v1/uploads/%s/complete" % upload_id
+    rejected = json_post(server, path, ALICE_KEY, {"parts": cut})
+    check("nul etag: an ETag with a NUL is 400", rejected.status == 400,
+          (rejected.status, rejected.body))
+    check("nul etag: the error names parts[0].etag",
+          "parts[0].etag" in test_http.error_message(rejected),
+          rejected.body)
+    done = json_post(server, path, ALICE_KEY, {"parts": parts})
+    check("nul etag: the right ETags still complete", done.status == 200,
+          (done.status, done.body))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--httpd", required=True)
@@ -393,6 +423,7 @@ def main():
             test_multipart_method(server, scratch)
             test_abort(server, scratch)
             test_hostile_forms(server, arguments.cases, scratch)
+            test_nul_etag(server, scratch)
             server.stop()
             check("server exits 0", server.process.returncode == 0,
                   server.process.returncode)
