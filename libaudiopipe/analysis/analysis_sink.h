@@ -6,7 +6,8 @@
  * One sink can measure any subset of the AP_ANALYZE_* analyses, so the
  * pipeline may run true peak (more than half of the analysis cost) in a
  * sink and thread of its own and merge the parts with
- * ap_analysis_sink_collect. Every analysis sink sets wants_thread.
+ * ap_analysis_sink_collect. Every analysis sink sets wants_thread, which
+ * process.c clears when the renditions leave no core for the analysis.
  */
 #ifndef AP_ANALYSIS_SINK_H
 #define AP_ANALYSIS_SINK_H
