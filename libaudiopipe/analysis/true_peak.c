@@ -129,7 +129,18 @@ static float sample_peak(const float *restrict samples, int count, float peak) {
  * The outputs are computed LANES at a time so the inner loop runs along
  * the outputs and vectorises without reassociating any sum. On x86-64 an
  * AVX2 version is chosen at load time where the CPU has it. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define AP_TRUE_PEAK_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define AP_TRUE_PEAK_SANITIZED 1
+#endif
+/* target_clones makes an ifunc, whose resolver runs during relocation,
+ * before a sanitizer's runtime is ready: instrumented, it crashes at load
+ * (seen with ThreadSanitizer), so sanitizer builds keep one version. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(AP_TRUE_PEAK_SANITIZED)
 __attribute__((target_clones("avx2", "default")))
 #endif
 static float
