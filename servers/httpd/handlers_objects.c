@@ -104,6 +104,9 @@ static enum MHD_Result object_post_body(httpd_request_t *request,
                                         struct MHD_Connection *connection,
                                         const char *data, size_t *size);
 
+/* NOTE: a signed URL or form stays valid until it expires, also after
+ * the upload completed, so it can replace the object that completion
+ * validated, or store a multipart part that nothing deletes. */
 enum MHD_Result httpd_object_put_begin(httpd_request_t *request,
                                        struct MHD_Connection *connection) {
   if (request->match.route->id == HTTPD_ROUTE_OBJECT_POST) {
