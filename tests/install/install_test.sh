@@ -74,8 +74,8 @@ check "only ap_* symbols are exported" only_ap_symbols
 requires_private_complete() {
   local requires module missing=0
   requires=$(pkg-config --print-requires-private libaudiopipe)
-  for module in libavformat libavcodec libswresample libavutil libebur128 \
-    sndfile json-c sqlite3 libcurl openssl; do
+  for module in libavformat libavcodec libswresample libavutil \
+    sndfile json-c sqlite3 libcurl openssl hiredis libmongoc-1.0; do
     if ! grep -qx "$module" <<<"$requires"; then
       echo "missing from Requires.private: $module"
       missing=1
