@@ -270,7 +270,6 @@ static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind,
   (void)filename;
   (void)content_type;
   (void)transfer_encoding;
-  (void)offset;
   httpd_request_t *request = cls;
   object_body_t *body = request->upload;
   ap_error_t error = {0};
@@ -335,6 +334,14 @@ static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind,
                     "form field %.64s is unknown: send key, "
                     "Content-Type, policy, x-ap-signature, then file",
                     name);
+    body_fail(body, &error);
+    return MHD_NO;
+  }
+  /* A field's value arrives in pieces at rising offsets, so a second
+   * piece at offset 0 is the field sent again. */
+  if (offset == 0 && field->value) {
+    httpd_error_set(&error, AP_ERR_INVALID_ARGUMENT,
+                    "form field %.64s is repeated: send each field once", name);
     body_fail(body, &error);
     return MHD_NO;
   }

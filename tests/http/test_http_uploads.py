@@ -3,8 +3,8 @@
 store: put with its ETag, the signed form POST (within the cap, past it,
 tampered), and a multipart upload of a 12 MiB WAV whose part 2 drops
 mid-body and is sent again, with listing, completion, abort and owner
-isolation. Hostile input: form parts without a name, fields streamed
-after the file, and a completion ETag cut by a NUL.
+isolation. Hostile input: form parts without a name, a field sent twice,
+fields streamed after the file, and a completion ETag cut by a NUL.
 
 Usage: test_http_uploads.py --httpd PATH --cases DIR
 
@@ -361,6 +361,16 @@ def test_hostile_forms(server, cases, scratch):
               if f.endswith(ticket.get("upload_id", "?"))]
     check("hostile form: nothing is stored after a long tail",
           stored == [], stored)
+
+    key_name, key_value = fields[0]
+    half = len(key_value) // 2
+    split_key = [(key_name, key_value[:half]), (key_name, key_value[half:])]
+    repeated = raw_form(ticket["url"], split_key + fields[1:] + [file_part],
+                        scratch)
+    check("hostile form: a repeated field is 400", repeated.status == 400,
+          (repeated.status, repeated.body))
+    check("hostile form: the error says repeated",
+          "repeated" in test_http.error_message(repeated), repeated.body)
 
     short_tail = ('Content-Disposition: form-data; name="comment"', "ok")
     accepted = raw_form(ticket["url"], fields + [file_part, short_tail],
