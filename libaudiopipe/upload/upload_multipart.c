@@ -539,8 +539,9 @@ ap_status_t ap_upload_multipart_complete(ap_context_t *context,
     return ap_upload_complete(context, owner, upload_id, out, error);
   }
 
-  /* NOTE: a completion racing another of the same upload while it
-   * assembles may find the parts gone, so it fails with "parts:". A later
+  /* NOTE: on the file store a completion racing another of the same
+   * upload may find the parts gone while it assembles, and then fails
+   * with not_found naming the part (and the store's root path). A later
    * call returns the asset. */
   ap_upload_part_t *stored = NULL;
   size_t stored_count = 0;
