@@ -166,7 +166,11 @@ AP_EXPORT ap_status_t ap_signed_request_verify(
  * with AP_ERR_UPLOAD_TOO_LARGE and finishing short of it with
  * AP_ERR_SIZE_MISMATCH; in both cases, and when the upload is closed
  * without finishing, nothing is committed and an existing object under
- * `key` stays as it was. `content_type` is stored with the object (NULL
+ * `key` stays as it was. On the file store an upload only creates an
+ * object. When one already exists under `key`, ap_object_upload_finish
+ * fails with AP_ERR_CONFLICT and keeps it, so a presigned URL used again
+ * cannot replace an object. On S3 the upload replaces it, as S3 does.
+ * `content_type` is stored with the object (NULL
  * for application/octet-stream). ap_object_upload_begin fails with
  * AP_ERR_INVALID_ARGUMENT for an invalid key, content type or a negative
  * length, and with the store's errors (AP_ERR_PERMISSION for a symbolic

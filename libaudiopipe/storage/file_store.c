@@ -317,6 +317,7 @@ typedef struct file_writer {
   int directory_fd;
   int fd;             /* -1 once closed */
   int done;           /* committed or discarded */
+  int exclusive;      /* commit only if no object exists under the key */
   char temporary[32]; /* ".tmp-" and 16 hex digits */
   char *key;
   const char *leaf; /* inside `key` */
@@ -377,6 +378,30 @@ static int64_t writer_seek(void *user_data, int64_t offset, int whence,
   return (int64_t)moved;
 }
 
+/* Moves the finished temporary file to the key. An exclusive writer never
+ * replaces an existing object and fails with errno EEXIST instead. It
+ * uses RENAME_NOREPLACE, or a hard link and an unlink on a file system
+ * without it, because a link also fails when the name exists. */
+static int publish(file_writer_t *writer) {
+  if (!writer->exclusive) {
+    return renameat(writer->directory_fd, writer->temporary,
+                    writer->directory_fd, writer->leaf);
+  }
+  if (renameat2(writer->directory_fd, writer->temporary, writer->directory_fd,
+                writer->leaf, RENAME_NOREPLACE) == 0) {
+    return 0;
+  }
+  if (errno != EINVAL && errno != ENOSYS) {
+    return -1;
+  }
+  if (linkat(writer->directory_fd, writer->temporary, writer->directory_fd,
+             writer->leaf, 0) != 0) {
+    return -1;
+  }
+  (void)unlinkat(writer->directory_fd, writer->temporary, 0);
+  return 0;
+}
+
 /* Makes the object durable and visible: fsync, rename, fsync of the
  * directory, so after a crash the key names the old or the new object. */
 static int writer_commit(file_writer_t *writer, ap_error_t *error) {
@@ -389,12 +414,19 @@ static int writer_commit(file_writer_t *writer, ap_error_t *error) {
   }
   if (!failed) {
     step = "rename";
-    failed = renameat(writer->directory_fd, writer->temporary,
-                      writer->directory_fd, writer->leaf) != 0;
+    failed = publish(writer) != 0;
   }
   if (failed) {
     int saved = errno;
     writer_discard(writer);
+    if (saved == EEXIST && writer->exclusive) {
+      ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_CONFLICT,
+                   "object \"%s\" already exists and a presigned upload "
+                   "stores one object: create a new upload to send another "
+                   "file",
+                   writer->key);
+      return -1;
+    }
     ap_status_t code =
         saved == EISDIR || saved == ENOTEMPTY ? AP_ERR_CONFLICT : AP_ERR_IO;
     ap_error_set(error, AP_DOMAIN_STORAGE, (ap_error_code_t)code,
@@ -505,9 +537,9 @@ static ap_status_t open_directory_and_temporary(file_writer_t *writer,
   return status;
 }
 
-static ap_status_t file_open_write(void *state, const char *key,
-                                   const char *content_type, ap_output_t **out,
-                                   ap_error_t *error) {
+static ap_status_t open_writer(void *state, const char *key,
+                               const char *content_type, int exclusive,
+                               ap_output_t **out, ap_error_t *error) {
   const file_store_t *store = state;
   file_writer_t *writer = calloc(1, sizeof *writer);
   char *key_copy = strdup(key);
@@ -521,6 +553,7 @@ static ap_status_t file_open_write(void *state, const char *key,
   writer->fd = -1;
   writer->directory_fd = -1;
   writer->done = 1; /* nothing to discard until the temporary exists */
+  writer->exclusive = exclusive;
 
   ap_status_t status = open_directory_and_temporary(writer, error);
   if (status != AP_OK) {
@@ -557,6 +590,19 @@ static ap_status_t file_open_write(void *state, const char *key,
     writer_free(writer);
   }
   return status;
+}
+
+static ap_status_t file_open_write(void *state, const char *key,
+                                   const char *content_type, ap_output_t **out,
+                                   ap_error_t *error) {
+  return open_writer(state, key, content_type, 0, out, error);
+}
+
+static ap_status_t file_open_write_exclusive(void *state, const char *key,
+                                             const char *content_type,
+                                             ap_output_t **out,
+                                             ap_error_t *error) {
+  return open_writer(state, key, content_type, 1, out, error);
 }
 
 /* ---- Deleting and listing ------------------------------------------ */
@@ -814,6 +860,7 @@ static const ap_object_store_backend_t file_backend = {
     .stat = file_stat,
     .open_read = file_open_read,
     .open_write = file_open_write,
+    .open_write_exclusive = file_open_write_exclusive,
     .remove = file_remove,
     .list = file_list,
     .presign = file_presign,

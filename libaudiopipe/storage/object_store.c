@@ -147,14 +147,14 @@ static ap_status_t check_content_type(const char *content_type,
   return AP_OK;
 }
 
-ap_status_t ap_object_store_open_write(ap_object_store_t *store,
-                                       const char *key,
-                                       const char *content_type,
-                                       ap_output_t **out, ap_error_t *error) {
-  ap_status_t status = check_store(store, __func__, error);
+/* Checks the arguments common to both kinds of write. */
+static ap_status_t check_write(ap_object_store_t *store, const char *function,
+                               const char *key, const char *content_type,
+                               ap_output_t **out, ap_error_t *error) {
+  ap_status_t status = check_store(store, function, error);
   if (status == AP_OK && !out) {
     status = ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_INVALID_ARGUMENT,
-                          "ap_object_store_open_write: out is required");
+                          "%s: out is required", function);
   }
   if (status == AP_OK) {
     status = ap_object_key_validate(key, error);
@@ -162,10 +162,41 @@ ap_status_t ap_object_store_open_write(ap_object_store_t *store,
   if (status == AP_OK) {
     status = check_content_type(content_type, error);
   }
+  return status;
+}
+
+ap_status_t ap_object_store_open_write(ap_object_store_t *store,
+                                       const char *key,
+                                       const char *content_type,
+                                       ap_output_t **out, ap_error_t *error) {
+  ap_status_t status =
+      check_write(store, __func__, key, content_type, out, error);
   if (status != AP_OK) {
     return status;
   }
   return store->backend->open_write(
+      store->state, key, content_type ? content_type : AP_DEFAULT_CONTENT_TYPE,
+      out, error);
+}
+
+ap_status_t ap_object_store_open_write_exclusive(ap_object_store_t *store,
+                                                 const char *key,
+                                                 const char *content_type,
+                                                 ap_output_t **out,
+                                                 ap_error_t *error) {
+  ap_status_t status =
+      check_write(store, __func__, key, content_type, out, error);
+  if (status != AP_OK) {
+    return status;
+  }
+  if (!store->backend->open_write_exclusive) {
+    return ap_error_set(error, AP_DOMAIN_STORAGE, AP_ERR_UNSUPPORTED,
+                        "the %s object store cannot refuse to replace an "
+                        "object: clients write to it through its own "
+                        "presigned URLs",
+                        store->backend->name);
+  }
+  return store->backend->open_write_exclusive(
       store->state, key, content_type ? content_type : AP_DEFAULT_CONTENT_TYPE,
       out, error);
 }
@@ -328,8 +359,15 @@ ap_status_t ap_object_upload_begin(ap_object_store_t *store, const char *key,
   if (!upload) {
     return AP_NO_MEMORY(error);
   }
-  ap_status_t status = ap_object_store_open_write(store, key, content_type,
-                                                  &upload->output, error);
+  /* Object uploads carry client bodies, so where the store can refuse to
+   * replace an object they do: a presigned URL replayed after completion
+   * must not swap the validated object for other bytes. */
+  ap_status_t status =
+      store && store->backend->open_write_exclusive
+          ? ap_object_store_open_write_exclusive(store, key, content_type,
+                                                 &upload->output, error)
+          : ap_object_store_open_write(store, key, content_type,
+                                       &upload->output, error);
   if (status != AP_OK) {
     free(upload);
     return status;
@@ -462,9 +500,8 @@ ap_status_t ap_object_store_presign_get(ap_object_store_t *store,
   *url = NULL;
 
   ap_presigned_request_t presigned;
-  ap_status_t status = ap_object_store_presign(store, "GET", key, NULL, -1,
-                                               expires_seconds, &presigned,
-                                               error);
+  ap_status_t status = ap_object_store_presign(
+      store, "GET", key, NULL, -1, expires_seconds, &presigned, error);
   if (status != AP_OK) {
     return status;
   }

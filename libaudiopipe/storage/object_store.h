@@ -27,6 +27,20 @@ ap_status_t ap_object_store_open_write(ap_object_store_t *store,
                                        const char *content_type,
                                        ap_output_t **out, ap_error_t *error);
 
+/*
+ * Opens a write that may only create `key`: when an object exists there
+ * at commit, ap_output_finish fails with AP_ERR_CONFLICT and the existing
+ * object stays as it was. Client writes through presigned URLs use it, so
+ * a URL stores one object and cannot replace an object that upload
+ * completion has already validated. AP_ERR_UNSUPPORTED on a backend
+ * without it (S3, whose presigned URLs do not reach this server).
+ */
+ap_status_t ap_object_store_open_write_exclusive(ap_object_store_t *store,
+                                                 const char *key,
+                                                 const char *content_type,
+                                                 ap_output_t **out,
+                                                 ap_error_t *error);
+
 /* Copies `input` from its current position to its end into `key`, and
  * commits the object only when the whole copy succeeded. */
 ap_status_t ap_object_store_put_from_io(ap_object_store_t *store,
@@ -121,6 +135,12 @@ typedef struct ap_object_store_backend {
                          int64_t expires_at, ap_presigned_request_t *out,
                          ap_error_t *error);
   void (*close)(void *state);
+  /* As open_write, but the commit fails with AP_ERR_CONFLICT and changes
+   * nothing when an object exists under `key`. NULL when the backend
+   * cannot promise that. */
+  ap_status_t (*open_write_exclusive)(void *state, const char *key,
+                                      const char *content_type,
+                                      ap_output_t **out, ap_error_t *error);
 } ap_object_store_backend_t;
 
 #endif

@@ -1014,9 +1014,18 @@ static void s3_close(void *state) {
   free(store);
 }
 
+/* No exclusive writes: clients write to S3 itself through its presigned
+ * URLs, never through this library's object uploads. */
 static const ap_object_store_backend_t s3_backend = {
-    "s3",      s3_stat, s3_open_read, s3_open_write,
-    s3_remove, s3_list, s3_presign,   s3_close};
+    .name = "s3",
+    .stat = s3_stat,
+    .open_read = s3_open_read,
+    .open_write = s3_open_write,
+    .remove = s3_remove,
+    .list = s3_list,
+    .presign = s3_presign,
+    .close = s3_close,
+};
 
 /* Decodes %XY escapes in place; returns 0 for a malformed escape. */
 static int percent_decode(char *text) {

@@ -301,9 +301,9 @@ ap_status_t ap_upload_form_begin(ap_context_t *context,
   }
   form->min_length = min_length;
   form->max_length = max_length;
-  status =
-      ap_object_store_open_write(ap_context_object_store(context), form->key,
-                                 fields->content_type, &form->output, error);
+  status = ap_object_store_open_write_exclusive(
+      ap_context_object_store(context), form->key, fields->content_type,
+      &form->output, error);
   if (status != AP_OK) {
     ap_upload_form_close(form);
     return status;

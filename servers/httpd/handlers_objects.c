@@ -104,9 +104,11 @@ static enum MHD_Result object_post_body(httpd_request_t *request,
                                         struct MHD_Connection *connection,
                                         const char *data, size_t *size);
 
-/* NOTE: a signed URL or form stays valid until it expires, also after
- * the upload completed, so it can replace the object that completion
- * validated, or store a multipart part that nothing deletes. */
+/* Object uploads only create objects (see ap_object_upload_begin), so a
+ * signed URL or form used again gets 409 and cannot replace the object
+ * completion validated.
+ * NOTE: a part URL used after completion still stores a part that
+ * nothing deletes. */
 enum MHD_Result httpd_object_put_begin(httpd_request_t *request,
                                        struct MHD_Connection *connection) {
   if (request->match.route->id == HTTPD_ROUTE_OBJECT_POST) {

@@ -120,6 +120,19 @@ def test_put_method(server, cases):
     done = test_http.complete(server, ALICE_KEY, ticket["upload_id"])
     check("put: complete is 200", done.status == 200, done.body)
 
+    # The URL is still within its expiry: used again, it must not replace
+    # the object that completion validated.
+    other = os.path.join(server.directory, "replayed.bin")
+    with open(other, "wb") as handle:
+        handle.write(os.urandom(size))
+    replay = test_http.put_ticket(ticket, other)
+    check("put: the URL used again is 409", replay.status == 409, replay.body)
+    key = ticket["url"].split("/v1/objects/")[1].split("?")[0]
+    stored = os.path.join(server.directory, "objects", key)
+    with open(stored, "rb") as handle:
+        check("put: the validated object is unchanged",
+              hashlib.md5(handle.read()).hexdigest() == digest)
+
 
 def test_method_validation(server):
     bad = create(server, ALICE_KEY, "a.wav", 1000, "audio/wav", "chunked")
