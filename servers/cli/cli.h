@@ -37,6 +37,7 @@ int cli_probe_main(int argc, char **argv);
 int cli_process_main(int argc, char **argv);
 int cli_config_main(int argc, char **argv);
 int cli_backup_main(int argc, char **argv);
+int cli_migrate_main(int argc, char **argv);
 int cli_restore_main(int argc, char **argv);
 
 /* Program name used as the prefix of every error line. */

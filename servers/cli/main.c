@@ -18,6 +18,7 @@ static const cli_command_t commands[] = {
     {"backup", "back up the metadata database and object store online",
      cli_backup_main},
     {"restore", "restore a backup into empty data paths", cli_restore_main},
+    {"migrate", "apply missing metadata schema migrations", cli_migrate_main},
 };
 
 static const size_t command_count = sizeof commands / sizeof commands[0];

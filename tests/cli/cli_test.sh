@@ -221,6 +221,28 @@ leftover=$(ls -A "$work" | grep -c '^cancelled\.')
 [[ -z $(ls -A "$work/tmp") ]] || fail "process stopped by SIGINT left $(ls -A "$work/tmp")"
 rm -f "$work/long.wav"
 
+# migrate: a new database is brought to the current version once, and a
+# second run changes nothing.
+export AUDIOPIPE_METADATA_URI="sqlite://$work/migrate/meta.db"
+export AUDIOPIPE_OBJECTS_URI="file://$work/migrate/objects"
+export AUDIOPIPE_SIGNING_SECRET=0123456789abcdef0123456789abcdef
+mkdir -p "$work/migrate"
+run /dev/null migrate
+expect_status "migrate a new database" 0 &&
+  grep -qE '^metadata schema migrated from version 0 to [0-9]+$' "$work/out" ||
+  fail "migrate a new database printed: $(cat "$work/out")"
+run /dev/null migrate
+expect_status "migrate again" 0 &&
+  grep -qE '^metadata schema is at version [0-9]+: nothing to do$' \
+    "$work/out" || fail "migrate again printed: $(cat "$work/out")"
+run /dev/null migrate extra
+expect_status "migrate with an argument" 2
+export AUDIOPIPE_METADATA_URI="mysql://$work/migrate"
+run /dev/null migrate
+expect_status "migrate an unsupported store" 1
+expect_error_line "migrate an unsupported store" unsupported
+unset AUDIOPIPE_METADATA_URI AUDIOPIPE_OBJECTS_URI AUDIOPIPE_SIGNING_SECRET
+
 if ((failures > 0)); then
   echo "$failures check(s) failed"
   exit 1
