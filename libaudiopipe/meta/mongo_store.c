@@ -22,6 +22,11 @@
 #define DEFAULT_DATABASE "audiopipe"
 #define APPLICATION_NAME "audiopipe"
 
+/* Server selection timeout when the URI sets none, in ms. The driver's
+ * 30 s default holds an HTTP request, and the server thread serving it,
+ * for half a minute during an outage; 5 s still rides out an election. */
+#define DEFAULT_SERVER_SELECTION_TIMEOUT_MS 5000
+
 /* How long after its expiry the TTL index deletes a pending upload that
  * the expiry sweep never reached, in seconds (7 days). The sweep deletes
  * the upload's object and marks it expired. The TTL index is only a
@@ -540,6 +545,12 @@ ap_status_t ap_mongo_store_open(const char *uri, const ap_config_t *config,
     mongo_close(store);
     free(meta);
     return AP_NO_MEMORY(error);
+  }
+
+  if (!mongoc_uri_has_option(store->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
+    mongoc_uri_set_option_as_int32(store->uri,
+                                   MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                   DEFAULT_SERVER_SELECTION_TIMEOUT_MS);
   }
 
   bson_error_t driver_error;

@@ -936,6 +936,31 @@ static void expect_unavailable(ap_status_t status, const ap_error_t *error,
   }
 }
 
+/* A URI without serverSelectionTimeoutMS gets 5000 ms instead of the
+ * driver's 30 s, and one that sets it keeps its own value. */
+static void server_selection_timeout_defaults(void **state) {
+  (void)state;
+  static const struct {
+    const char *uri;
+    int32_t expected_ms;
+  } cases[] = {
+      {"mongodb://" SPARE_HOST "/timeouts", 5000},
+      {"mongodb://" SPARE_HOST "/timeouts?serverSelectionTimeoutMS=750", 750},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ap_meta_store_t *meta = NULL;
+    ap_error_t error = {0};
+    assert_int_equal(
+        ap_meta_store_open(cases[i].uri, NULL, &settings, &meta, &error),
+        AP_OK);
+    const ap_mongo_store_t *store = meta->state;
+    assert_int_equal(mongoc_uri_get_option_as_int32(
+                         store->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, -1),
+                     cases[i].expected_ms);
+    ap_meta_store_close(meta);
+  }
+}
+
 static void closed_port_is_unavailable(void **state) {
   (void)state;
   /* Nothing listens on the spare port outside server_restart_recovers,
@@ -1212,6 +1237,7 @@ int main(void) {
       cmocka_unit_test(default_database_is_audiopipe),
       cmocka_unit_test(production_uris_open),
       cmocka_unit_test(ping_answers),
+      cmocka_unit_test(server_selection_timeout_defaults),
       cmocka_unit_test(migrate_twice_keeps_indexes),
       cmocka_unit_test(asset_round_trip),
       cmocka_unit_test(other_owner_gets_not_found),
