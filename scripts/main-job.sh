@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${AP_MAIN_JOB_BUILD:-$root/build-main-job}
+# libmongoc's counters in private memory (see scripts/test.sh).
+export MONGOC_DISABLE_SHM=1
 
 scripts/install-deps.sh
 if [[ ! -d /usr/share/sounds/freedesktop/stereo && -z ${AP_MAIN_JOB_INPUT:-} ]]; then

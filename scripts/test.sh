@@ -13,6 +13,12 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=${AP_TEST_JOBS:-2}
 fuzz_seconds=${AP_FUZZ_SECONDS:-60}
+# libmongoc's load-time initialisation keeps its counters in a shared
+# memory segment named after the PID. A process killed with SIGKILL leaves
+# its segment behind, and a later process that gets the same PID prints
+# "Falling back to malloc for counters" on standard error. Nothing here
+# reads those counters, so they stay in private memory.
+export MONGOC_DISABLE_SHM=1
 
 scripts/install-deps.sh || exit 1
 
