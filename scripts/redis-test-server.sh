@@ -50,7 +50,7 @@ start() {
     echo "$0: redis-server already running with PID $pid" >&2
     exit 1
   fi
-  # Another process on the port would answer in this server's place.
+  # Another process on the port would reply in this server's place.
   if bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port" 2>/dev/null; then
     echo "$0: 127.0.0.1:$port is already in use; pass a free PORT" \
       "(for ctest, set -DAP_TEST_REDIS_PORT=...)" >&2
@@ -72,7 +72,7 @@ start() {
     sleep 0.1
     waited=$((waited + 1))
   done
-  echo "$0: redis-server did not answer PING in time; log follows" >&2
+  echo "$0: redis-server did not reply to PING in time; log follows" >&2
   tail -n 20 "$log_file" >&2 || true
   stop
   exit 1

@@ -60,7 +60,7 @@ ap_status_t ap_loudness_meter_create(int channels, int sample_rate,
                                      ap_loudness_meter_t **out,
                                      ap_error_t *error);
 
-/* Measures `frames` frames; planes[c] holds channel c. */
+/* Measures `frames` frames; planes[c] contains channel c. */
 void ap_loudness_meter_write(ap_loudness_meter_t *meter,
                              const float *const *planes, int frames);
 

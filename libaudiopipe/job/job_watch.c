@@ -10,7 +10,7 @@
  * without Redis, and after a reconnect it reads the record, because
  * messages published meanwhile are lost. Even with the subscriber up the
  * record is read every RECHECK_FACTOR watch intervals, which catches the
- * changes nobody publishes (expired leases re-queued by the reaper) and
+ * changes that nothing publishes (expired leases re-queued by the reaper) and
  * publishes that failed.
  */
 #include <stdio.h>

@@ -23,7 +23,7 @@
 #define APPLICATION_NAME "audiopipe"
 
 /* Server selection timeout when the URI sets none, in ms. The driver's
- * 30 s default holds an HTTP request, and the server thread serving it,
+ * 30 s default blocks an HTTP request, and the server thread serving it,
  * for half a minute during an outage; 5 s still rides out an election. */
 #define DEFAULT_SERVER_SELECTION_TIMEOUT_MS 5000
 

@@ -889,7 +889,7 @@ static void failed_accept_rolls_back(void **state) {
   insert_upload(meta, OWNER, 1, 60000, upload_id);
   assert_int_equal(ap_id_generate(asset_id, NULL), AP_OK);
 
-  /* A job that already holds the upload's idempotency key makes the job
+  /* A job that already has the upload's idempotency key makes the job
    * insert fail after the asset insert. */
   ap_job_enqueue_options_t job;
   ap_job_enqueue_options_init(&job);

@@ -297,7 +297,7 @@ static void test_outage_loses_no_job(void **state) {
   assert_int_equal(atomic_load(&counts.claimed), JOBS + 1);
 }
 
-/* FLUSHALL and SCRIPT FLUSH between enqueues: Redis holds no job state,
+/* FLUSHALL and SCRIPT FLUSH between enqueues: Redis contains no job state,
  * so every job still completes once, found through wake-ups alone. */
 static void test_flushall_loses_no_job(void **state) {
   meta_fixture_t *fixture = *state;
