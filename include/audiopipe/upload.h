@@ -133,6 +133,42 @@ AP_EXPORT ap_status_t ap_upload_create(ap_context_t *context,
                                        ap_upload_ticket_t **out,
                                        ap_error_t *error);
 
+/*
+ * Receives the outcome of ap_upload_create_async: a ticket that the
+ * callback now owns (free it with ap_upload_ticket_free) and a NULL
+ * `error`, or a NULL ticket and the error, which is valid only during the
+ * call.
+ */
+typedef void (*ap_upload_created_t)(void *user_data, ap_upload_ticket_t *ticket,
+                                    const ap_error_t *error);
+
+/*
+ * Starts what ap_upload_create does and returns without waiting for the
+ * metadata write, so a server needs no thread per creation in progress.
+ * Returns AP_OK when the creation is under way: `on_created` is then
+ * called exactly once with `user_data`, on a library thread and never on
+ * the calling thread. It may run before this function has returned, so
+ * prepare whatever it touches first. Any other status is returned with `error` filled
+ * and `on_created` is never called: the validation errors of
+ * ap_upload_create, AP_ERR_INVALID_ARGUMENT when an argument is NULL,
+ * and AP_ERR_UNAVAILABLE when the context is closing. `request` and its
+ * strings may be freed once this function returns.
+ *
+ * On the SQLite store, a put upload is queued for the store's commit
+ * thread, which writes up to 64 queued uploads in one transaction and
+ * then calls each callback in turn. Other methods and stores run
+ * ap_upload_create on a pool of up to 64 threads of the context. Either
+ * way the callback delays the creations queued behind it, so it should
+ * only hand the outcome on. It must not wait for another upload creation
+ * of the same context, which could deadlock. ap_context_close finishes
+ * every creation still queued, calling its callback, before it returns.
+ */
+AP_EXPORT ap_status_t ap_upload_create_async(ap_context_t *context,
+                                             const ap_upload_request_t *request,
+                                             ap_upload_created_t on_created,
+                                             void *user_data,
+                                             ap_error_t *error);
+
 AP_EXPORT void ap_upload_ticket_free(ap_upload_ticket_t *ticket);
 
 /* Ticket getters. Strings belong to the ticket. */

@@ -10,8 +10,14 @@
 
 #include "context/context_internal.h"
 #include "core/error_internal.h"
+#include "core/task_pool.h"
 #include "meta/meta_internal.h"
 #include "notify/notify_internal.h"
+
+/* Most asynchronous calls that block a thread each at once, on backends
+ * without asynchronous writes. 64 matches the most upload inserts one
+ * SQLite commit batches, so both paths admit the same concurrency. */
+#define BLOCKING_CALL_THREADS 64
 
 /* Shortest signing secret accepted: 256 bits, the HMAC-SHA256 key size. */
 #define MIN_SECRET_BYTES 32
@@ -29,6 +35,7 @@ struct ap_context {
   int64_t retry_max_ms;
   int64_t watch_interval_ms;
   ap_notifier_t *notifier; /* NULL when redis.uri is empty */
+  ap_task_pool_t *blocking_calls;
 };
 
 /* Copies every key set in `source` into a new configuration. */
@@ -162,6 +169,10 @@ ap_status_t ap_context_open(const ap_config_t *config, ap_context_t **out,
   if (status == AP_OK) {
     status = ap_notifier_open(context->config, &context->notifier, error);
   }
+  if (status == AP_OK) {
+    status = ap_task_pool_create(BLOCKING_CALL_THREADS,
+                                 &context->blocking_calls, error);
+  }
 
   if (status != AP_OK) {
     ap_context_close(context);
@@ -175,6 +186,8 @@ void ap_context_close(ap_context_t *context) {
   if (!context) {
     return;
   }
+  /* First, because queued calls still use the backends. */
+  ap_task_pool_destroy(context->blocking_calls);
   ap_notifier_close(context->notifier);
   ap_object_store_close(context->objects);
   ap_meta_store_close(context->meta);
@@ -292,4 +305,8 @@ int64_t ap_context_watch_interval_ms(const ap_context_t *context) {
 
 ap_notifier_t *ap_context_notifier(ap_context_t *context) {
   return context->notifier;
+}
+
+ap_task_pool_t *ap_context_blocking_calls(ap_context_t *context) {
+  return context->blocking_calls;
 }

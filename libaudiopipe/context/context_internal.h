@@ -42,4 +42,11 @@ typedef struct ap_notifier ap_notifier_t;
  * empty. Owned by the context. */
 ap_notifier_t *ap_context_notifier(ap_context_t *context);
 
+typedef struct ap_task_pool ap_task_pool_t;
+
+/* The threads that run asynchronous calls whose backend has no
+ * asynchronous path (libaudiopipe/core/task_pool.h). Owned by the
+ * context, which runs every queued call before its backends close. */
+ap_task_pool_t *ap_context_blocking_calls(ap_context_t *context);
+
 #endif

@@ -107,6 +107,11 @@ typedef struct ap_meta_settings {
  * another owner is reported exactly like a missing row (AP_ERR_NOT_FOUND).
  * Time arguments are Unix milliseconds.
  */
+/* Receives the outcome of an asynchronous write: `error` is NULL when
+ * `status` is AP_OK. */
+typedef void (*ap_meta_done_t)(void *argument, ap_status_t status,
+                               const ap_error_t *error);
+
 typedef struct ap_meta_backend {
   const char *name; /* "sqlite" */
   void (*close)(void *state);
@@ -146,6 +151,17 @@ typedef struct ap_meta_backend {
   /* Uploads. */
   ap_status_t (*upload_insert)(void *state, const ap_upload_record_t *upload,
                                ap_error_t *error);
+  /*
+   * Optional (NULL when the backend has no asynchronous writes): queues
+   * the insert of `upload`, which must stay valid until `done` runs, and
+   * returns AP_OK. The backend's commit thread then calls `done` once with
+   * `argument` and the insert's status and error (NULL on success). Fails
+   * without calling `done` when the store is closing or out of memory.
+   */
+  ap_status_t (*upload_insert_async)(void *state,
+                                     const ap_upload_record_t *upload,
+                                     ap_meta_done_t done, void *argument,
+                                     ap_error_t *error);
   ap_status_t (*upload_get)(void *state, const char *owner, const char *id,
                             ap_upload_record_t *out, ap_error_t *error);
   /* Moves a pending upload to `to_state`; AP_ERR_UPLOAD_STATE when it is

@@ -1,10 +1,13 @@
 /*
- * Group commit for the SQLite metadata backend: write requests that arrive
- * while another batch is committing are queued, and the next caller to
- * find no batch running takes the whole queue and commits it in one
- * transaction. In WAL mode each commit appends a commit frame and, at
- * synchronous=FULL, syncs the WAL, so N concurrent writes cost one commit
- * instead of N.
+ * Group commit for the SQLite metadata backend: write requests queue, and
+ * one commit thread per store takes up to MAX_BATCH of them at a time and
+ * commits them in one transaction. Requests that arrive while a batch
+ * commits wait for the next one, so N concurrent writes cost one commit
+ * (one WAL commit frame, and one WAL sync at synchronous=FULL) instead of
+ * N. A caller either waits for its request (ap_sqlite_write_grouped) or
+ * queues it with a function the commit thread calls afterwards
+ * (ap_sqlite_write_grouped_async), so a server needs no thread per
+ * waiting write.
  *
  * Each request runs inside its own SAVEPOINT, so a request that fails is
  * rolled back alone and its caller receives its own status and error,
@@ -121,6 +124,94 @@ static void run_batch(ap_sqlite_store_t *store,
   ap_sqlite_release(store, db);
 }
 
+/* Hands each request of a finished batch its outcome: wakes the
+ * synchronous ones, then calls `finish` of the asynchronous ones outside
+ * the mutex, since finish may take other locks or free the request. */
+static void finish_batch(ap_sqlite_store_t *store,
+                         ap_sqlite_write_request_t *first,
+                         ap_sqlite_write_request_t *end) {
+  ap_sqlite_write_request_t *asynchronous = NULL;
+  ap_sqlite_write_request_t **asynchronous_tail = &asynchronous;
+
+  pthread_mutex_lock(&store->group_mutex);
+  for (ap_sqlite_write_request_t *request = first; request != end;) {
+    /* A synchronous request may return and leave its stack frame once it
+     * is marked and the mutex is released, so read the link first. */
+    ap_sqlite_write_request_t *next = request->next;
+    if (request->finish) {
+      *asynchronous_tail = request;
+      asynchronous_tail = &request->next;
+    } else {
+      request->done = 1;
+      pthread_cond_signal(&request->wake);
+    }
+    request = next;
+  }
+  *asynchronous_tail = NULL;
+  pthread_mutex_unlock(&store->group_mutex);
+
+  while (asynchronous) {
+    ap_sqlite_write_request_t *next = asynchronous->next;
+    asynchronous->finish(asynchronous);
+    asynchronous = next;
+  }
+}
+
+/* The commit thread: runs batches until stopped and the queue is empty. */
+static void *run_group_commits(void *argument) {
+  ap_sqlite_store_t *store = argument;
+  pthread_mutex_lock(&store->group_mutex);
+  for (;;) {
+    while (!store->group_head && !store->group_stop) {
+      pthread_cond_wait(&store->group_wake, &store->group_mutex);
+    }
+    ap_sqlite_write_request_t *first = store->group_head;
+    if (!first) {
+      break; /* stopping, and every request is finished */
+    }
+    ap_sqlite_write_request_t *end = first;
+    for (int taken = 0; end && taken < MAX_BATCH; taken++) {
+      end = end->next;
+    }
+    store->group_head = end;
+    if (!end) {
+      store->group_tail = NULL;
+    }
+    pthread_mutex_unlock(&store->group_mutex);
+
+    run_batch(store, first, end);
+    finish_batch(store, first, end);
+
+    pthread_mutex_lock(&store->group_mutex);
+  }
+  pthread_mutex_unlock(&store->group_mutex);
+  return NULL;
+}
+
+/* Appends `request` to the queue and wakes the commit thread; fails once
+ * the store is closing. Called with group_mutex held. */
+static ap_status_t enqueue_locked(ap_sqlite_store_t *store,
+                                  ap_sqlite_write_request_t *request,
+                                  ap_error_t *error) {
+  if (store->group_stop || !store->group_thread_started) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_UNAVAILABLE,
+                        "metadata store %s is closing: the write was not "
+                        "made",
+                        store->path);
+  }
+  request->next = NULL;
+  if (store->group_tail) {
+    store->group_tail->next = request;
+  } else {
+    store->group_head = request;
+    /* The thread sleeps only on an empty queue, so only the first
+     * request of a queue needs to wake it. */
+    pthread_cond_signal(&store->group_wake);
+  }
+  store->group_tail = request;
+  return AP_OK;
+}
+
 ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
                                     ap_sqlite_write_function_t write,
                                     void *argument, ap_error_t *error) {
@@ -132,57 +223,54 @@ ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
   }
 
   pthread_mutex_lock(&store->group_mutex);
-  if (store->group_tail) {
-    store->group_tail->next = &request;
-  } else {
-    store->group_head = &request;
-  }
-  store->group_tail = &request;
-
-  /* Each waiter sleeps on its own condition variable and is woken when
-   * its batch has committed, or when it heads the queue and no batch
-   * runs, so a batch of 64 wakes its own callers and the next leader
-   * rather than every thread waiting. A request taken by a running batch
-   * is no longer in the queue, so a caller that finds no batch running
-   * always finds its own request. */
-  while (!request.done) {
-    if (store->group_running) {
-      pthread_cond_wait(&request.wake, &store->group_mutex);
-      continue;
-    }
-    ap_sqlite_write_request_t *first = store->group_head;
-    ap_sqlite_write_request_t *end = first;
-    for (int taken = 0; end && taken < MAX_BATCH; taken++) {
-      end = end->next;
-    }
-    store->group_head = end;
-    if (!end) {
-      store->group_tail = NULL;
-    }
-    store->group_running = 1;
-    pthread_mutex_unlock(&store->group_mutex);
-
-    run_batch(store, first, end);
-
-    pthread_mutex_lock(&store->group_mutex);
-    for (ap_sqlite_write_request_t *done = first; done != end;) {
-      /* `done` may return and leave its stack frame once it is marked
-       * and the mutex is released, so read the link first. */
-      ap_sqlite_write_request_t *next = done->next;
-      done->done = 1;
-      pthread_cond_signal(&done->wake);
-      done = next;
-    }
-    store->group_running = 0;
-    if (store->group_head) {
-      pthread_cond_signal(&store->group_head->wake);
-    }
+  ap_status_t status = enqueue_locked(store, &request, error);
+  while (status == AP_OK && !request.done) {
+    pthread_cond_wait(&request.wake, &store->group_mutex);
   }
   pthread_mutex_unlock(&store->group_mutex);
   pthread_cond_destroy(&request.wake);
+  if (status != AP_OK) {
+    return status;
+  }
 
   if (request.status != AP_OK && error) {
     *error = request.error;
   }
   return request.status;
+}
+
+ap_status_t ap_sqlite_write_grouped_async(ap_sqlite_store_t *store,
+                                          ap_sqlite_write_request_t *request,
+                                          ap_error_t *error) {
+  pthread_mutex_lock(&store->group_mutex);
+  ap_status_t status = enqueue_locked(store, request, error);
+  pthread_mutex_unlock(&store->group_mutex);
+  return status;
+}
+
+ap_status_t ap_sqlite_group_start(ap_sqlite_store_t *store, ap_error_t *error) {
+  if (pthread_create(&store->group_thread, NULL, run_group_commits, store) !=
+      0) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_UNAVAILABLE,
+                        "metadata.uri %s: cannot start the commit thread",
+                        store->path);
+  }
+  pthread_mutex_lock(&store->group_mutex);
+  store->group_thread_started = 1;
+  pthread_mutex_unlock(&store->group_mutex);
+  return AP_OK;
+}
+
+void ap_sqlite_group_stop(ap_sqlite_store_t *store) {
+  pthread_mutex_lock(&store->group_mutex);
+  int started = store->group_thread_started;
+  store->group_stop = 1;
+  pthread_cond_signal(&store->group_wake);
+  pthread_mutex_unlock(&store->group_mutex);
+  if (started) {
+    pthread_join(store->group_thread, NULL);
+    pthread_mutex_lock(&store->group_mutex);
+    store->group_thread_started = 0;
+    pthread_mutex_unlock(&store->group_mutex);
+  }
 }

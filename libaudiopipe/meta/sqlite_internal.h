@@ -31,15 +31,21 @@ typedef struct ap_sqlite_statement_cache {
 typedef ap_status_t (*ap_sqlite_write_function_t)(sqlite3 *db, void *argument,
                                                   ap_error_t *error);
 
-/* A queued group-commit write (sqlite_group.c). It lives on the stack of
- * the thread that requested it, which waits until `done`. */
+/*
+ * A queued group-commit write (sqlite_group.c). A synchronous request
+ * lives on the stack of the thread that waits for `done`. An asynchronous
+ * one has `finish`, which the commit thread calls once, outside
+ * group_mutex, after the request's batch has committed or failed. It
+ * reads `status` and `error` and may free the memory holding the request.
+ */
 typedef struct ap_sqlite_write_request {
   ap_sqlite_write_function_t write;
   void *argument;
   ap_status_t status;
   ap_error_t error;
-  int done;            /* under the store's group_mutex */
-  pthread_cond_t wake; /* signalled under group_mutex */
+  void (*finish)(struct ap_sqlite_write_request *request); /* or NULL */
+  int done;            /* synchronous only: under the store's group_mutex */
+  pthread_cond_t wake; /* synchronous only: signalled under group_mutex */
   struct ap_sqlite_write_request *next;
 } ap_sqlite_write_request_t;
 
@@ -78,11 +84,14 @@ typedef struct ap_sqlite_store {
   int checkpoint_pending; /* under checkpoint_mutex */
   int checkpoint_stop;    /* under checkpoint_mutex */
   /* Group commit (sqlite_group.c): the queue of write requests waiting
-   * for the next batch, and whether a batch is committing. */
+   * for the next batch, and the thread that commits every batch. */
   pthread_mutex_t group_mutex;
+  pthread_cond_t group_wake; /* the commit thread waits on it */
   struct ap_sqlite_write_request *group_head; /* under group_mutex */
   struct ap_sqlite_write_request *group_tail; /* under group_mutex */
-  int group_running;                          /* under group_mutex */
+  int group_stop;                             /* under group_mutex */
+  pthread_t group_thread;
+  int group_thread_started;
 } ap_sqlite_store_t;
 
 /* Opens the SQLite store of `uri` (sqlite://PATH) for ap_meta_store_open. */
@@ -131,12 +140,30 @@ void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db);
  * and error once the transaction has committed. A write that fails is
  * rolled back alone. A write that succeeded can still fail when the
  * COMMIT fails, or with AP_ERR_UNAVAILABLE when another write's failure
- * made SQLite roll back the whole transaction. Blocks the caller, and
- * may run other threads' writes on its thread. Thread-safe.
+ * made SQLite roll back the whole transaction. Blocks the caller while
+ * the store's commit thread runs the batch. Thread-safe.
  */
 ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
                                     ap_sqlite_write_function_t write,
                                     void *argument, ap_error_t *error);
+
+/*
+ * Queues `request` (write, argument and finish set, finish not NULL) for
+ * the next batch and returns at once; the commit thread then calls
+ * request->finish with the outcome, as for ap_sqlite_write_grouped. Fails
+ * with AP_ERR_UNAVAILABLE, and never calls finish, once the store is
+ * closing. Thread-safe.
+ */
+ap_status_t ap_sqlite_write_grouped_async(ap_sqlite_store_t *store,
+                                          ap_sqlite_write_request_t *request,
+                                          ap_error_t *error);
+
+/* Starts the commit thread; called once by the store's open. */
+ap_status_t ap_sqlite_group_start(ap_sqlite_store_t *store, ap_error_t *error);
+
+/* Commits every queued request, finishing each, then joins the commit
+ * thread. Later writes fail. Safe to call when it never started. */
+void ap_sqlite_group_stop(ap_sqlite_store_t *store);
 
 /*
  * Prepares `sql`; AP_OK or an error naming `what`. On a connection the
@@ -213,6 +240,10 @@ ap_status_t ap_sqlite_asset_put_object(void *state, const char *asset_id,
 ap_status_t ap_sqlite_upload_insert(void *state,
                                     const ap_upload_record_t *upload,
                                     ap_error_t *error);
+ap_status_t ap_sqlite_upload_insert_async(void *state,
+                                          const ap_upload_record_t *upload,
+                                          ap_meta_done_t done, void *argument,
+                                          ap_error_t *error);
 ap_status_t ap_sqlite_upload_get(void *state, const char *owner, const char *id,
                                  ap_upload_record_t *out, ap_error_t *error);
 ap_status_t ap_sqlite_upload_finish_pending(void *state, const char *id,

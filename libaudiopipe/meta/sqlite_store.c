@@ -460,6 +460,7 @@ static void sqlite_close(void *state) {
   if (!store) {
     return;
   }
+  ap_sqlite_group_stop(store);
   stop_checkpoints(store);
   for (int i = 0; i < store->connection_count; i++) {
     clear_cache(&store->caches[i]);
@@ -475,6 +476,7 @@ static void sqlite_close(void *state) {
   pthread_mutex_destroy(&store->checkpoint_mutex);
   pthread_cond_destroy(&store->checkpoint_wake);
   pthread_mutex_destroy(&store->group_mutex);
+  pthread_cond_destroy(&store->group_wake);
   free(store->path);
   free(store);
 }
@@ -507,6 +509,7 @@ static const ap_meta_backend_t sqlite_backend = {
     .asset_set_analysis = ap_sqlite_asset_set_analysis,
     .asset_put_object = ap_sqlite_asset_put_object,
     .upload_insert = ap_sqlite_upload_insert,
+    .upload_insert_async = ap_sqlite_upload_insert_async,
     .upload_get = ap_sqlite_upload_get,
     .upload_finish_pending = ap_sqlite_upload_finish_pending,
     .upload_accept = ap_sqlite_upload_accept,
@@ -592,6 +595,7 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
   pthread_mutex_init(&store->checkpoint_mutex, NULL);
   pthread_cond_init(&store->checkpoint_wake, NULL);
   pthread_mutex_init(&store->group_mutex, NULL);
+  pthread_cond_init(&store->group_wake, NULL);
   store->settings = *settings;
   store->path = strdup(path);
   /* The borrowable connections, then the group-commit writer. */
@@ -618,6 +622,9 @@ static ap_status_t open_sqlite(const char *path, const ap_config_t *config,
     store->connection_count = i + 1;
   }
   status = start_checkpoints(store, busy_timeout_ms, synchronous, error);
+  if (status == AP_OK) {
+    status = ap_sqlite_group_start(store, error);
+  }
   if (status != AP_OK) {
     sqlite_close(store);
     return status;

@@ -8,7 +8,7 @@
 
 #define UPLOAD_COLUMNS                                                         \
   "id, owner, object_key, filename, content_type, size_bytes, state, "         \
-  "rejection_code, asset_id, expires_at, created_at, updated_at, method, "    \
+  "rejection_code, asset_id, expires_at, created_at, updated_at, method, "     \
   "storage_upload_id, part_size"
 
 void ap_upload_record_clear(ap_upload_record_t *record) {
@@ -57,11 +57,11 @@ static ap_status_t insert_upload(sqlite3 *db, void *argument,
                                  ap_error_t *error) {
   const ap_upload_record_t *upload = argument;
   sqlite3_stmt *statement = NULL;
-  ap_status_t status =
-      ap_sqlite_prepare(db,
-                        "INSERT INTO uploads (" UPLOAD_COLUMNS
-                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        &statement, "recording upload", error);
+  ap_status_t status = ap_sqlite_prepare(
+      db,
+      "INSERT INTO uploads (" UPLOAD_COLUMNS
+      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      &statement, "recording upload", error);
   if (status != AP_OK) {
     return status;
   }
@@ -97,6 +97,44 @@ ap_status_t ap_sqlite_upload_insert(void *state,
    * since ids are 128 random bits. So a shared commit writes about one
    * WAL frame per row, and keying rows by time would need a longer id. */
   return ap_sqlite_write_grouped(state, insert_upload, (void *)upload, error);
+}
+
+/* A queued asynchronous insert and where its outcome goes. */
+typedef struct {
+  ap_sqlite_write_request_t request;
+  ap_meta_done_t done;
+  void *argument;
+} async_insert_t;
+
+static void finish_async_insert(ap_sqlite_write_request_t *request) {
+  async_insert_t *insert = (async_insert_t *)request;
+  ap_meta_done_t done = insert->done;
+  void *argument = insert->argument;
+  ap_status_t status = request->status;
+  ap_error_t error = request->error;
+  free(insert);
+  done(argument, status, status == AP_OK ? NULL : &error);
+}
+
+ap_status_t ap_sqlite_upload_insert_async(void *state,
+                                          const ap_upload_record_t *upload,
+                                          ap_meta_done_t done, void *argument,
+                                          ap_error_t *error) {
+  async_insert_t *insert = calloc(1, sizeof *insert);
+  if (!insert) {
+    return AP_NO_MEMORY(error);
+  }
+  insert->request.write = insert_upload;
+  insert->request.argument = (void *)upload;
+  insert->request.finish = finish_async_insert;
+  insert->done = done;
+  insert->argument = argument;
+  ap_status_t status =
+      ap_sqlite_write_grouped_async(state, &insert->request, error);
+  if (status != AP_OK) {
+    free(insert);
+  }
+  return status;
 }
 
 /* Reads one upload in the caller's connection. */

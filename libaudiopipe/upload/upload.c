@@ -175,11 +175,10 @@ static ap_status_t read_url_ttl(const ap_config_t *config, int64_t *ttl_ms,
   return status;
 }
 
-/* Presigns the PUT and records the pending upload. */
-static ap_status_t issue_ticket(ap_context_t *context,
-                                const ap_upload_request_t *request,
-                                const char *content_type,
-                                ap_upload_ticket_t *ticket, ap_error_t *error) {
+ap_status_t
+ap_upload_prepare_put(ap_context_t *context, const ap_upload_request_t *request,
+                      const char *content_type, ap_upload_ticket_t *ticket,
+                      ap_upload_record_t *record, ap_error_t *error) {
   int64_t ttl_ms = 0;
   ap_status_t status = read_url_ttl(ap_context_config(context), &ttl_ms, error);
   if (status != AP_OK) {
@@ -207,7 +206,7 @@ static ap_status_t issue_ticket(ap_context_t *context,
   ticket->expires_at_ms = ticket->request.expires_at * 1000;
 
   int64_t now_ms = ap_time_now_ms();
-  ap_upload_record_t record = {
+  *record = (ap_upload_record_t){
       .id = ticket->id,
       .owner = (char *)request->owner,
       .object_key = ticket->object_key,
@@ -219,8 +218,41 @@ static ap_status_t issue_ticket(ap_context_t *context,
       .created_at_ms = now_ms,
       .updated_at_ms = now_ms,
   };
+  return AP_OK;
+}
+
+/* Presigns the PUT and records the pending upload. */
+static ap_status_t issue_ticket(ap_context_t *context,
+                                const ap_upload_request_t *request,
+                                const char *content_type,
+                                ap_upload_ticket_t *ticket, ap_error_t *error) {
+  ap_upload_record_t record;
+  ap_status_t status = ap_upload_prepare_put(context, request, content_type,
+                                             ticket, &record, error);
+  if (status != AP_OK) {
+    return status;
+  }
   ap_meta_store_t *meta = ap_context_meta_store(context);
   return meta->backend->upload_insert(meta->state, &record, error);
+}
+
+ap_status_t ap_upload_check_create(ap_context_t *context,
+                                   const ap_upload_request_t *request,
+                                   char *content_type, size_t content_type_size,
+                                   ap_error_t *error) {
+  ap_status_t status = ap_upload_validate_request(
+      ap_context_config(context), ap_context_upload_max_bytes(context), request,
+      content_type, content_type_size, error);
+  if (status != AP_OK) {
+    return status;
+  }
+  if (!ap_context_public_base_url(context)) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
+                        "public.base_url (AUDIOPIPE_PUBLIC_BASE_URL) is not "
+                        "set: set it to the URL clients reach the server on, "
+                        "because upload URLs are signed for that host");
+  }
+  return AP_OK;
 }
 
 ap_status_t ap_upload_create(ap_context_t *context,
@@ -232,17 +264,10 @@ ap_status_t ap_upload_create(ap_context_t *context,
                         "not be NULL");
   }
   char content_type[AP_CONTENT_TYPE_MAX_SIZE];
-  ap_status_t status = ap_upload_validate_request(
-      ap_context_config(context), ap_context_upload_max_bytes(context), request,
-      content_type, sizeof content_type, error);
+  ap_status_t status = ap_upload_check_create(context, request, content_type,
+                                              sizeof content_type, error);
   if (status != AP_OK) {
     return status;
-  }
-  if (!ap_context_public_base_url(context)) {
-    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_CONFIG,
-                        "public.base_url (AUDIOPIPE_PUBLIC_BASE_URL) is not "
-                        "set: set it to the URL clients reach the server on, "
-                        "because upload URLs are signed for that host");
   }
 
   ap_upload_ticket_t *ticket = calloc(1, sizeof *ticket);

@@ -39,6 +39,29 @@ ap_status_t ap_upload_validate_request(const ap_config_t *config,
                                        size_t content_type_size,
                                        ap_error_t *error);
 
+/*
+ * Checks `request` as ap_upload_create does before it writes anything:
+ * every field, and that public.base_url is set. Copies the content type
+ * in lower case into `content_type` (AP_CONTENT_TYPE_MAX_SIZE bytes).
+ */
+ap_status_t ap_upload_check_create(ap_context_t *context,
+                                   const ap_upload_request_t *request,
+                                   char *content_type,
+                                   size_t content_type_size,
+                                   ap_error_t *error);
+
+/*
+ * Gives a put ticket its id and object key, presigns its PUT and fills
+ * `record` with the pending upload to insert. The record's strings point
+ * into `ticket`, `request` and `content_type`, which must outlive it.
+ */
+ap_status_t ap_upload_prepare_put(ap_context_t *context,
+                                  const ap_upload_request_t *request,
+                                  const char *content_type,
+                                  ap_upload_ticket_t *ticket,
+                                  ap_upload_record_t *record,
+                                  ap_error_t *error);
+
 /* Returns 1 when `text` is 1..`max_bytes` bytes of valid UTF-8 with no
  * control characters (C0, DEL, C1) and no '/' or '\\'. */
 int ap_upload_filename_is_valid(const char *text, size_t max_bytes);

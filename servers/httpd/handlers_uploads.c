@@ -78,46 +78,44 @@ static enum MHD_Result reject(httpd_request_t *request,
   return httpd_respond_ap_error(request, connection, error);
 }
 
-/* Creates the upload the request's body describes and stores the
- * ticket's JSON in `*json`, or fails with the error to send. */
-static ap_status_t create_upload(httpd_request_t *request, char **json,
-                                 ap_error_t *error) {
-  httpd_upload_body_t body;
+/* Parses the request's body into `upload`, whose strings point into
+ * `body`, or fails with the error to send. */
+static ap_status_t read_upload_request(httpd_request_t *request,
+                                       httpd_upload_body_t *body,
+                                       ap_upload_request_t *upload,
+                                       ap_error_t *error) {
   ap_status_t status = httpd_upload_body_parse(
-      request->body ? request->body : "", request->body_length, &body, error);
+      request->body ? request->body : "", request->body_length, body, error);
   if (status != AP_OK) {
     return status;
   }
-
-  ap_upload_request_t upload;
-  ap_upload_request_init(&upload);
-  upload.owner = request->owner;
-  upload.filename = body.filename;
-  upload.size_bytes = body.size_bytes;
-  upload.content_type = body.content_type;
-  if (body.method[0]) {
-    status = ap_upload_method_parse(body.method, &upload.method, error);
-    if (status != AP_OK) {
-      return status;
-    }
+  ap_upload_request_init(upload);
+  upload->owner = request->owner;
+  upload->filename = body->filename;
+  upload->size_bytes = body->size_bytes;
+  upload->content_type = body->content_type;
+  if (body->method[0]) {
+    status = ap_upload_method_parse(body->method, &upload->method, error);
   }
-
-  ap_upload_ticket_t *ticket = NULL;
-  status = ap_upload_create(request->server->context, &upload, &ticket, error);
-  if (status != AP_OK) {
-    return status;
-  }
-  status = ap_upload_ticket_to_json(ticket, json, error);
-  ap_upload_ticket_free(ticket);
   return status;
 }
 
-/* Sends the outcome of create_upload; takes ownership of `json`. */
+/* Sends the outcome of a creation: the ticket as JSON with 201, or the
+ * error. Takes ownership of `ticket`. */
 static enum MHD_Result send_created(httpd_request_t *request,
                                     struct MHD_Connection *connection,
-                                    char *json, const ap_error_t *error) {
-  if (!json) {
-    return reject(request, connection, "create", error);
+                                    ap_upload_ticket_t *ticket,
+                                    const ap_error_t *failure) {
+  if (!ticket) {
+    return reject(request, connection, "create", failure);
+  }
+  char *json = NULL;
+  ap_error_t error;
+  ap_error_clear(&error);
+  ap_status_t status = ap_upload_ticket_to_json(ticket, &json, &error);
+  ap_upload_ticket_free(ticket);
+  if (status != AP_OK) {
+    return httpd_respond_ap_error(request, connection, &error);
   }
   ap_metrics_add(uploads_created, 1);
   enum MHD_Result result =
@@ -127,154 +125,126 @@ static enum MHD_Result send_created(httpd_request_t *request,
 }
 
 /*
- * Upload creation blocks until its row is committed, and the group
- * commit (libaudiopipe/meta/sqlite_group.c) shares one commit among the
- * creations that wait at the same time. Run on the few libmicrohttpd
- * threads, a creation would stall every other connection of its thread
- * and no more than one creation per thread could share a commit. So the
- * handler suspends the connection and queues the request to these
- * threads, which only wait, and the connection resumes with the outcome.
- * CREATION_THREADS bounds the creations that can share one commit; it
- * matches the group commit's batch limit of 64.
+ * Creations in progress. A creation resumes its suspended connection from
+ * a library thread when it ends, which must happen before the daemon
+ * stops, so httpd_upload_creations_stop waits for the count to drop to 0.
  */
-#define CREATION_THREADS 64
-
 static struct {
   pthread_mutex_t mutex;
-  pthread_cond_t wake;
-  httpd_request_t *head; /* under mutex */
-  httpd_request_t *tail; /* under mutex */
-  int accepting;         /* under mutex: 0 before start and once stopping */
-  pthread_t threads[CREATION_THREADS];
-  int started; /* threads running; written only by start and stop */
+  pthread_cond_t idle; /* signalled when running drops to 0 */
+  int running;         /* under mutex */
+  int accepting;       /* under mutex: 0 before start and once stopping */
 } creations = {.mutex = PTHREAD_MUTEX_INITIALIZER,
-               .wake = PTHREAD_COND_INITIALIZER};
+               .idle = PTHREAD_COND_INITIALIZER};
 
-static void *run_creations(void *argument) {
-  (void)argument;
-  pthread_mutex_lock(&creations.mutex);
-  for (;;) {
-    while (!creations.head && creations.accepting) {
-      pthread_cond_wait(&creations.wake, &creations.mutex);
-    }
-    httpd_request_t *request = creations.head;
-    if (!request) {
-      break; /* stopping, and the queue is empty */
-    }
-    creations.head = request->deferred_next;
-    if (!creations.head) {
-      creations.tail = NULL;
-    }
-    pthread_mutex_unlock(&creations.mutex);
-
-    ap_error_t error;
-    ap_error_clear(&error);
-    char *json = NULL;
-    if (create_upload(request, &json, &error) != AP_OK) {
-      ap_free(json);
-      json = NULL;
-      request->deferred_error = malloc(sizeof error);
-      if (request->deferred_error) {
-        *request->deferred_error = error;
-      }
-    }
-    request->deferred_json = json;
-    /* The connection may be completed and the request freed as soon as
-     * it resumes, so this is the last access to it. */
-    MHD_resume_connection(request->connection);
-
-    pthread_mutex_lock(&creations.mutex);
-  }
-  pthread_mutex_unlock(&creations.mutex);
-  return NULL;
-}
-
-/* Queues `request` and suspends its connection. Returns 0, with nothing
- * done, when the threads are not running. */
-static int defer_creation(httpd_request_t *request,
-                          struct MHD_Connection *connection) {
-  pthread_mutex_lock(&creations.mutex);
-  if (!creations.accepting) {
-    pthread_mutex_unlock(&creations.mutex);
-    return 0;
-  }
-  request->deferred = 1;
-  request->connection = connection;
-  request->deferred_next = NULL;
-  /* Suspended before a thread can see the request, so its resume never
-   * comes first. */
-  MHD_suspend_connection(connection);
-  if (creations.tail) {
-    creations.tail->deferred_next = request;
-  } else {
-    creations.head = request;
-  }
-  creations.tail = request;
-  pthread_cond_signal(&creations.wake);
-  pthread_mutex_unlock(&creations.mutex);
-  return 1;
-}
-
-ap_status_t httpd_upload_threads_start(httpd_server_t *server,
-                                       ap_error_t *error) {
-  (void)server;
+void httpd_upload_creations_start(void) {
   pthread_mutex_lock(&creations.mutex);
   creations.accepting = 1;
   pthread_mutex_unlock(&creations.mutex);
-  for (int i = 0; i < CREATION_THREADS; i++) {
-    if (pthread_create(&creations.threads[i], NULL, run_creations, NULL) != 0) {
-      httpd_upload_threads_stop();
-      return httpd_error_set(error, AP_ERR_UNAVAILABLE,
-                             "cannot start upload creation thread %d of %d",
-                             i + 1, CREATION_THREADS);
-    }
-    creations.started = i + 1;
-  }
-  return AP_OK;
 }
 
-void httpd_upload_threads_stop(void) {
+void httpd_upload_creations_stop(void) {
   pthread_mutex_lock(&creations.mutex);
   creations.accepting = 0;
-  pthread_cond_broadcast(&creations.wake);
-  pthread_mutex_unlock(&creations.mutex);
-  for (int i = 0; i < creations.started; i++) {
-    pthread_join(creations.threads[i], NULL);
+  while (creations.running > 0) {
+    pthread_cond_wait(&creations.idle, &creations.mutex);
   }
-  creations.started = 0;
+  pthread_mutex_unlock(&creations.mutex);
+}
+
+/* Counts a creation in; returns 0 when creations are stopping. */
+static int creation_begin(void) {
+  pthread_mutex_lock(&creations.mutex);
+  int accepted = creations.accepting;
+  if (accepted) {
+    creations.running++;
+  }
+  pthread_mutex_unlock(&creations.mutex);
+  return accepted;
+}
+
+static void creation_end(void) {
+  pthread_mutex_lock(&creations.mutex);
+  if (--creations.running == 0) {
+    pthread_cond_broadcast(&creations.idle);
+  }
+  pthread_mutex_unlock(&creations.mutex);
+}
+
+/* Stores a creation's outcome in `request` and resumes its connection,
+ * whose handler then sends it. */
+static void resume_with(httpd_request_t *request, ap_upload_ticket_t *ticket,
+                        const ap_error_t *error) {
+  request->deferred_ticket = ticket;
+  if (!ticket) {
+    request->deferred_error = malloc(sizeof *request->deferred_error);
+    if (request->deferred_error) {
+      *request->deferred_error = *error;
+    }
+  }
+  /* The connection may be completed and the request freed as soon as
+   * it resumes, so this is the last access to it. */
+  MHD_resume_connection(request->connection);
+}
+
+/* ap_upload_create_async's callback, on a library thread. Converting the
+ * ticket to JSON waits for the handler's thread, so the store's commit
+ * thread moves on to the next creation at once. */
+static void on_created(void *user_data, ap_upload_ticket_t *ticket,
+                       const ap_error_t *error) {
+  resume_with(user_data, ticket, error);
+  creation_end();
 }
 
 enum MHD_Result httpd_handle_upload_create(httpd_request_t *request,
                                            struct MHD_Connection *connection) {
   if (request->deferred) {
-    /* Resumed: a creation thread stored the outcome. */
-    char *json = request->deferred_json;
+    /* Resumed: the creation stored its outcome. */
+    ap_upload_ticket_t *ticket = request->deferred_ticket;
     ap_error_t *failure = request->deferred_error;
-    request->deferred_json = NULL;
+    request->deferred_ticket = NULL;
     request->deferred_error = NULL;
     ap_error_t error;
     ap_error_clear(&error);
     if (failure) {
       error = *failure;
       free(failure);
-    } else if (!json) {
+    } else if (!ticket) {
       httpd_error_set(&error, AP_ERR_NO_MEMORY,
-                      "out of memory storing the upload ticket");
+                      "out of memory storing the upload creation's error");
     }
-    return send_created(request, connection, json, &error);
-  }
-  if (defer_creation(request, connection)) {
-    return MHD_YES;
+    return send_created(request, connection, ticket, &error);
   }
 
   ap_error_t error;
   ap_error_clear(&error);
-  char *json = NULL;
-  if (create_upload(request, &json, &error) != AP_OK) {
-    ap_free(json);
-    json = NULL;
+  httpd_upload_body_t body;
+  ap_upload_request_t upload;
+  if (read_upload_request(request, &body, &upload, &error) != AP_OK) {
+    return send_created(request, connection, NULL, &error);
   }
-  return send_created(request, connection, json, &error);
+
+  if (!creation_begin()) {
+    /* Stopping: the daemon may stop before a library thread could resume
+     * this connection, so the creation runs here. */
+    ap_upload_ticket_t *ticket = NULL;
+    ap_upload_create(request->server->context, &upload, &ticket, &error);
+    return send_created(request, connection, ticket, &error);
+  }
+
+  /* Suspended before the creation starts, because its callback may run
+   * on another thread before ap_upload_create_async returns to us. */
+  request->deferred = 1;
+  request->connection = connection;
+  MHD_suspend_connection(connection);
+  if (ap_upload_create_async(request->server->context, &upload, on_created,
+                             request, &error) != AP_OK) {
+    /* The callback will not run, so send the error through the same
+     * resume path. */
+    resume_with(request, NULL, &error);
+    creation_end();
+  }
+  return MHD_YES;
 }
 
 enum MHD_Result

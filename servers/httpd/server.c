@@ -175,7 +175,7 @@ static void request_finish(httpd_request_t *request, const char *termination) {
   }
   free(request->body);
   /* Left when the client closed before a deferred creation was sent. */
-  ap_free(request->deferred_json);
+  ap_upload_ticket_free(request->deferred_ticket);
   free(request->deferred_error);
   if (request->counted) {
     atomic_fetch_sub(&server->in_flight, 1);
@@ -496,7 +496,7 @@ ap_status_t httpd_server_start(httpd_server_t *server, ap_error_t *error) {
   }
   ap_status_t status = register_metrics(server, error);
   if (status == AP_OK) {
-    status = httpd_upload_threads_start(server, error);
+    httpd_upload_creations_start();
   }
   if (status != AP_OK) {
     return status;
@@ -530,7 +530,7 @@ ap_status_t httpd_server_start(httpd_server_t *server, ap_error_t *error) {
       on_completed, server, MHD_OPTION_NOTIFY_CONNECTION, on_connection, server,
       MHD_OPTION_END);
   if (!server->daemon) {
-    httpd_upload_threads_stop();
+    httpd_upload_creations_stop();
     return httpd_error_set(error, AP_ERR_UNAVAILABLE,
                            "cannot listen on %s:%u: the port may be in use "
                            "or the address not local",
@@ -552,7 +552,7 @@ void httpd_server_stop_accepting(httpd_server_t *server) {
 
 void httpd_server_stop(httpd_server_t *server) {
   if (server->daemon) {
-    httpd_upload_threads_stop();
+    httpd_upload_creations_stop();
     MHD_stop_daemon(server->daemon);
     server->daemon = NULL;
   }

@@ -104,14 +104,13 @@ typedef struct httpd_request {
   /* Object GETs count streamed bytes here. */
   _Atomic uint64_t streamed_bytes;
 
-  /* Upload creations run on the creation threads (handlers_uploads.c)
-   * while the connection is suspended; the thread stores the outcome
-   * before it resumes the connection. */
-  int deferred; /* 1 once handed to the creation threads */
+  /* Upload creations run through ap_upload_create_async while the
+   * connection is suspended (handlers_uploads.c); the callback stores the
+   * outcome before it resumes the connection. */
+  int deferred; /* 1 once the creation is under way */
   struct MHD_Connection *connection;
-  char *deferred_json;                 /* the ticket on success, ap_free */
+  ap_upload_ticket_t *deferred_ticket; /* the outcome on success */
   ap_error_t *deferred_error;          /* the failure, free */
-  struct httpd_request *deferred_next; /* queue link */
 
   /* Written before they are read; not zeroed by on_uri. */
   ap_error_t query_error;    /* valid when query_valid is 0 */
@@ -132,14 +131,14 @@ unsigned httpd_status_for_code(int code);
 ap_status_t httpd_upload_metrics_register(ap_error_t *error);
 
 /*
- * Starts the threads that run upload creations off the libmicrohttpd
- * threads (handlers_uploads.c), and stops them once every queued
- * creation has been answered. Call stop before MHD_stop_daemon, since a
- * creation resumes its suspended connection when it ends.
+ * Lets POST /v1/uploads run creations with ap_upload_create_async while
+ * the connection is suspended (handlers_uploads.c). Stop waits until
+ * every creation under way has resumed its connection, and creations
+ * after it run on the handler's thread. Call stop before MHD_stop_daemon,
+ * since a creation resumes its suspended connection when it ends.
  */
-ap_status_t httpd_upload_threads_start(httpd_server_t *server,
-                                       ap_error_t *error);
-void httpd_upload_threads_stop(void);
+void httpd_upload_creations_start(void);
+void httpd_upload_creations_stop(void);
 
 /* Counts one 5xx failure caused by a backend, labelled by error domain. */
 void httpd_count_backend_error(const ap_error_t *error);

@@ -1,7 +1,8 @@
 /*
  * Tests for the SQLite backend's write path: the per-connection statement
- * cache, group commit with one SAVEPOINT per request, and concurrent
- * upload creation through it.
+ * cache, group commit with one SAVEPOINT per request on the store's commit
+ * thread, asynchronous writes, and concurrent upload creation through it,
+ * blocking and asynchronous.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -117,11 +119,16 @@ static void cache_gives_busy_text_new_statement(void **state) {
 }
 
 typedef struct group_request {
+  ap_sqlite_write_request_t request; /* first: asynchronous requests only */
   ap_sqlite_store_t *store;
   const char *id;
-  int hold_batch; /* wait until two more requests are queued */
+  int hold_batch; /* wait until `hold_until` more requests are queued */
+  int hold_until; /* 2 when 0 */
+  int entered;    /* set, atomically, once its write runs */
   ap_status_t status;
   ap_error_t error;
+  int finished;       /* finish calls, atomically */
+  pthread_t finisher; /* the thread of the last finish call */
 } group_request_t;
 
 /* Counts the requests waiting for the next batch. */
@@ -136,19 +143,21 @@ static int queued_requests(ap_sqlite_store_t *store) {
   return count;
 }
 
-static int batch_running(ap_sqlite_store_t *store) {
-  pthread_mutex_lock(&store->group_mutex);
-  int running = store->group_running;
-  pthread_mutex_unlock(&store->group_mutex);
-  return running;
+/* Waits until the commit thread runs the write of `request`. */
+static void wait_entered(group_request_t *request) {
+  while (!__atomic_load_n(&request->entered, __ATOMIC_ACQUIRE)) {
+    sched_yield();
+  }
 }
 
 static ap_status_t insert_row(sqlite3 *db, void *argument, ap_error_t *error) {
   group_request_t *request = argument;
+  __atomic_store_n(&request->entered, 1, __ATOMIC_RELEASE);
   if (request->hold_batch) {
-    /* The other two requests queue behind this batch and so share the
-     * next one. */
-    while (queued_requests(request->store) < 2) {
+    /* The other requests queue behind this batch and so share the next
+     * one. */
+    int until = request->hold_until ? request->hold_until : 2;
+    while (queued_requests(request->store) < until) {
       sched_yield();
     }
   }
@@ -207,9 +216,7 @@ static void group_fails_only_failed_request(void **state) {
   pthread_t threads[3];
   assert_int_equal(pthread_create(&threads[0], NULL, run_request, &requests[0]),
                    0);
-  while (!batch_running(store)) {
-    sched_yield();
-  }
+  wait_entered(&requests[0]);
   for (int i = 1; i < 3; i++) {
     assert_int_equal(
         pthread_create(&threads[i], NULL, run_request, &requests[i]), 0);
@@ -225,6 +232,125 @@ static void group_fails_only_failed_request(void **state) {
   assert_non_null(strstr(requests[2].error.message, "inserting row"));
   assert_int_equal(count_rows(&fixture, "rows"), 2);
   assert_int_equal(__atomic_load_n(&commits, __ATOMIC_RELAXED), 2);
+  meta_fixture_close(&fixture);
+}
+
+/* Records an asynchronous request's outcome, on the commit thread. */
+static void finish_row(ap_sqlite_write_request_t *base) {
+  group_request_t *request = (group_request_t *)base;
+  request->status = base->status;
+  request->error = base->error;
+  request->finisher = pthread_self();
+  __atomic_add_fetch(&request->finished, 1, __ATOMIC_RELEASE);
+}
+
+static ap_status_t queue_row(ap_sqlite_store_t *store,
+                             group_request_t *request) {
+  request->store = store;
+  request->request.write = insert_row;
+  request->request.argument = request;
+  request->request.finish = finish_row;
+  return ap_sqlite_write_grouped_async(store, &request->request, NULL);
+}
+
+static void create_rows_table(ap_sqlite_store_t *store) {
+  sqlite3 *db = ap_sqlite_acquire(store);
+  assert_int_equal(
+      ap_sqlite_exec(db, "CREATE TABLE rows (id TEXT PRIMARY KEY)", NULL),
+      AP_OK);
+  ap_sqlite_release(store, db);
+}
+
+/* Waits up to 10 s until `request` was finished once. */
+static void wait_finished(group_request_t *request) {
+  for (int i = 0; i < 10000; i++) {
+    if (__atomic_load_n(&request->finished, __ATOMIC_ACQUIRE) > 0) {
+      return;
+    }
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, NULL);
+  }
+  fail_msg("request %s was not finished within 10 s", request->id);
+}
+
+/*
+ * Asynchronous requests queued behind a running batch share the next one.
+ * Each is finished exactly once, on the commit thread, with its own
+ * outcome: the duplicate fails alone and the others commit.
+ */
+static void async_writes_finish_once(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  ap_sqlite_store_t *store = open_store(&fixture);
+  create_rows_table(store);
+
+  group_request_t requests[4] = {
+      {.id = "first", .hold_batch = 1, .hold_until = 3},
+      {.id = "a"},
+      {.id = "b"},
+      {.id = "first"},
+  };
+  assert_int_equal(queue_row(store, &requests[0]), AP_OK);
+  wait_entered(&requests[0]);
+  for (int i = 1; i < 4; i++) {
+    assert_int_equal(queue_row(store, &requests[i]), AP_OK);
+  }
+  for (int i = 0; i < 4; i++) {
+    wait_finished(&requests[i]);
+  }
+
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(requests[i].status, AP_OK);
+  }
+  assert_int_equal(requests[3].status, AP_ERR_CONFLICT);
+  assert_non_null(strstr(requests[3].error.message, "inserting row"));
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(requests[i].finished, 1);
+    assert_false(pthread_equal(requests[i].finisher, pthread_self()));
+  }
+  assert_int_equal(count_rows(&fixture, "rows"), 3);
+  meta_fixture_close(&fixture);
+}
+
+/* Stopping commits and finishes every queued request before it returns;
+ * later requests fail at once and are never finished. */
+static void stop_finishes_queued_writes(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  ap_sqlite_store_t *store = open_store(&fixture);
+  create_rows_table(store);
+
+  enum { QUEUED = 5 };
+  static const char *ids[QUEUED] = {"q1", "q2", "q3", "q4", "q5"};
+  group_request_t held = {.id = "first", .hold_batch = 1, .hold_until = QUEUED};
+  group_request_t queued[QUEUED];
+  memset(queued, 0, sizeof queued);
+  assert_int_equal(queue_row(store, &held), AP_OK);
+  wait_entered(&held);
+  for (int i = 0; i < QUEUED; i++) {
+    queued[i].id = ids[i];
+    assert_int_equal(queue_row(store, &queued[i]), AP_OK);
+  }
+  ap_sqlite_group_stop(store);
+
+  assert_int_equal(held.finished, 1);
+  for (int i = 0; i < QUEUED; i++) {
+    assert_int_equal(queued[i].finished, 1);
+    assert_int_equal(queued[i].status, AP_OK);
+  }
+  assert_int_equal(count_rows(&fixture, "rows"), QUEUED + 1);
+
+  group_request_t late = {.id = "late"};
+  assert_int_equal(queue_row(store, &late), AP_ERR_UNAVAILABLE);
+  ap_error_t error;
+  ap_error_clear(&error);
+  group_request_t blocking = {.store = store, .id = "blocking"};
+  assert_int_equal(
+      ap_sqlite_write_grouped(store, insert_row, &blocking, &error),
+      AP_ERR_UNAVAILABLE);
+  assert_non_null(strstr(error.message, "closing"));
+  assert_int_equal(late.finished, 0);
+  assert_int_equal(count_rows(&fixture, "rows"), QUEUED + 1);
   meta_fixture_close(&fixture);
 }
 
@@ -298,6 +424,8 @@ int main(void) {
       cmocka_unit_test(cache_recovers_after_step_error),
       cmocka_unit_test(cache_gives_busy_text_new_statement),
       cmocka_unit_test(group_fails_only_failed_request),
+      cmocka_unit_test(async_writes_finish_once),
+      cmocka_unit_test(stop_finishes_queued_writes),
       cmocka_unit_test(concurrent_creates_get_distinct_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
