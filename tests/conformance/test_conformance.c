@@ -546,6 +546,88 @@ static void upload_create_issues_distinct_ids(void **state) {
   space_free(space);
 }
 
+/* Outcomes of ap_upload_create_async, gathered under a mutex. */
+typedef struct async_tickets {
+  pthread_mutex_t mutex;
+  pthread_cond_t changed;
+  int count;
+  ap_upload_ticket_t *tickets[32];
+  char errors[32][AP_ERROR_MESSAGE_SIZE];
+} async_tickets_t;
+
+static void store_async_ticket(void *user_data, ap_upload_ticket_t *ticket,
+                               const ap_error_t *error) {
+  async_tickets_t *outcomes = user_data;
+  pthread_mutex_lock(&outcomes->mutex);
+  int slot = outcomes->count++;
+  outcomes->tickets[slot] = ticket;
+  snprintf(outcomes->errors[slot], sizeof outcomes->errors[slot], "%s",
+           error ? error->message : "");
+  pthread_cond_broadcast(&outcomes->changed);
+  pthread_mutex_unlock(&outcomes->mutex);
+}
+
+/* Every backend's asynchronous creation calls back once per upload with
+ * a distinct pending upload, whether it batches inserts or runs them on
+ * the context's threads. */
+static void upload_create_async_calls_back(void **state) {
+  (void)state;
+  space_t *space = space_new(NULL);
+  enum { COUNT = 16 };
+  static async_tickets_t outcomes;
+  memset(&outcomes, 0, sizeof outcomes);
+  pthread_mutex_init(&outcomes.mutex, NULL);
+  pthread_cond_init(&outcomes.changed, NULL);
+
+  pthread_mutex_lock(&outcomes.mutex);
+  for (int i = 0; i < COUNT; i++) {
+    ap_upload_request_t request;
+    ap_upload_request_init(&request);
+    request.owner = "alice";
+    request.filename = "Take 1.wav";
+    request.size_bytes = 1000;
+    request.content_type = "audio/wav";
+    ap_error_t error = {0};
+    if (ap_upload_create_async(space->context, &request, store_async_ticket,
+                               &outcomes, &error) != AP_OK) {
+      fail_msg("ap_upload_create_async: %s", error.message);
+    }
+  }
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 30;
+  while (outcomes.count < COUNT &&
+         pthread_cond_timedwait(&outcomes.changed, &outcomes.mutex,
+                                &deadline) == 0) {
+  }
+  int count = outcomes.count;
+  pthread_mutex_unlock(&outcomes.mutex);
+  assert_int_equal(count, COUNT);
+
+  for (int i = 0; i < COUNT; i++) {
+    if (!outcomes.tickets[i]) {
+      fail_msg("creation %d failed: %s", i, outcomes.errors[i]);
+    }
+    const char *id = ap_upload_ticket_id(outcomes.tickets[i]);
+    assert_true(ap_id_is_valid(id));
+    assert_string_equal(ap_upload_ticket_method(outcomes.tickets[i]), "PUT");
+    assert_int_equal(upload_state(space->context, "alice", id, NULL),
+                     AP_UPLOAD_PENDING);
+    for (int j = 0; j < i; j++) {
+      assert_string_not_equal(id, ap_upload_ticket_id(outcomes.tickets[j]));
+    }
+  }
+  space_free(space);
+
+  /* Nothing is called back after the close. */
+  assert_int_equal(outcomes.count, COUNT);
+  for (int i = 0; i < COUNT; i++) {
+    ap_upload_ticket_free(outcomes.tickets[i]);
+  }
+  pthread_mutex_destroy(&outcomes.mutex);
+  pthread_cond_destroy(&outcomes.changed);
+}
+
 static void upload_complete_creates_asset_and_job(void **state) {
   (void)state;
   space_t *space = space_new(NULL);
@@ -1993,6 +2075,7 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(upload_create_issues_distinct_ids),
+      cmocka_unit_test(upload_create_async_calls_back),
       cmocka_unit_test(upload_complete_creates_asset_and_job),
       cmocka_unit_test(upload_rejections_delete_object),
       cmocka_unit_test(upload_completion_is_atomic),
