@@ -19,7 +19,7 @@ typedef struct counted_task {
   ap_task_t task; /* first, so a task pointer converts back */
   int *ran;       /* incremented atomically */
   int *running;   /* tasks running now, atomically */
-  int *peak;      /* the most running at once, atomically */
+  int *peak;      /* the maximum running at once, atomically */
 } counted_task_t;
 
 static void sleep_ms(long ms) {
