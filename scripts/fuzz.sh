@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target fuzz_probe with clang (-DAP_FUZZ=ON) and runs
-# it for SECONDS seconds on a corpus seeded from tests/data/cases and from
-# small files generated with ffmpeg. A crash input is saved under the build
-# folder's fuzz-artifacts/ and the script exits non-zero; copy it into
-# tests/data/fuzz-regressions/ so the normal suite replays it.
+# Builds the libFuzzer targets with clang (-DAP_FUZZ=ON) and runs them:
+#   fuzz_probe for SECONDS seconds on a corpus seeded from tests/data/cases
+#   and from small files generated with ffmpeg, then
+#   fuzz_http_request (the request parsers of audiopipe-httpd: JSON bodies,
+#   query strings, signed URL parameters, routes) for AP_FUZZ_HTTP_SECONDS
+#   seconds (default 30) on a corpus seeded from fuzz/corpus/http_request.
+# A crash input is saved under the build folder's fuzz-artifacts/ and the
+# script exits non-zero. Copy a prober crash into
+# tests/data/fuzz-regressions/ so the normal suite replays it, and a
+# request crash into fuzz/corpus/http_request/ so every later run starts
+# from it.
 #
 # Usage: scripts/fuzz.sh [--no-build] SECONDS
 # AP_FUZZ_BUILD_DIR sets the build folder (default build-fuzz/).
@@ -18,17 +24,22 @@ if [[ ${1:-} == --no-build ]]; then
   shift
 fi
 seconds=${1:?usage: scripts/fuzz.sh [--no-build] SECONDS}
-if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 1)); then
-  echo "fuzz.sh: SECONDS must be a positive integer, got \"$seconds\"" >&2
-  exit 2
-fi
+http_seconds=${AP_FUZZ_HTTP_SECONDS:-30}
+for value in "$seconds" "$http_seconds"; do
+  if ! [[ $value =~ ^[0-9]+$ ]] || ((value < 1)); then
+    echo "fuzz.sh: SECONDS and AP_FUZZ_HTTP_SECONDS must be positive" \
+      "integers, got \"$value\"" >&2
+    exit 2
+  fi
+done
 build_dir=${AP_FUZZ_BUILD_DIR:-$root/build-fuzz}
 
 if ((build)); then
   CC=clang cmake -S "$root" -B "$build_dir" -DAP_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAP_BUILD_TESTS=OFF \
-    -DAP_BUILD_SERVERS=OFF -DAP_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build "$build_dir" -j"${AP_TEST_JOBS:-2}" --target fuzz_probe
+    -DAP_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build "$build_dir" -j"${AP_TEST_JOBS:-2}" --target fuzz_probe \
+    fuzz_http_request
 fi
 
 # Seeds: the real cases plus tiny generated files of every container the
@@ -76,3 +87,22 @@ generate gen.caf -c:a pcm_s16le -f caf
   -dict="$root/fuzz/probe.dict" \
   -artifact_prefix="$artifacts/" \
   "$corpus" "$seeds"
+
+# The request parsers. 8 KiB passes the 4 KiB query limit
+# (HTTPD_QUERY_MAX_BYTES) and holds any realistic JSON body, while keeping
+# each execution short.
+if [[ ! -x $build_dir/fuzz/fuzz_http_request ]]; then
+  echo "fuzz.sh: $build_dir/fuzz/fuzz_http_request is missing: configure" \
+    "with -DAP_BUILD_SERVERS=ON and build the fuzz_http_request target" >&2
+  exit 1
+fi
+http_corpus=$build_dir/fuzz-corpus-http
+mkdir -p "$http_corpus"
+"$build_dir/fuzz/fuzz_http_request" \
+  -max_total_time="$http_seconds" \
+  -max_len=8192 \
+  -timeout=10 \
+  -rss_limit_mb=2048 \
+  -print_final_stats=1 \
+  -artifact_prefix="$artifacts/http-" \
+  "$http_corpus" "$root/fuzz/corpus/http_request"

@@ -3,7 +3,8 @@
 #   1. a warnings-as-errors build (build-test/) and every ctest test,
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build
 #      (build-test-asan/) and every ctest test again, with leak detection,
-#   3. the libFuzzer build (build-test-fuzz/) running fuzz_probe for 60 s.
+#   3. the libFuzzer build (build-test-fuzz/) running fuzz_probe for 60 s
+#      and fuzz_http_request for 30 s (AP_FUZZ_HTTP_SECONDS).
 # Prints a summary and exits non-zero when any stage fails. Run as root on
 # a fresh machine so missing packages can be installed (`sudo
 # scripts/test.sh`); as another user it only checks that they are present.
@@ -69,7 +70,7 @@ fuzz_build() {
 mkdir -p "$root/build-test" "$root/build-test-asan"
 stage "build and unit tests (-DAP_WERROR=ON)" release_build
 stage "ASan+UBSan build and tests (-DAP_SANITIZE=ON)" sanitizer_build
-stage "fuzz_probe for ${fuzz_seconds} s (-DAP_FUZZ=ON)" fuzz_build
+stage "fuzz_probe for ${fuzz_seconds} s, fuzz_http_request for ${AP_FUZZ_HTTP_SECONDS:-30} s (-DAP_FUZZ=ON)" fuzz_build
 
 echo
 echo "=== summary"
