@@ -89,7 +89,7 @@ generate gen.caf -c:a pcm_s16le -f caf
   "$corpus" "$seeds"
 
 # The request parsers. 8 KiB passes the 4 KiB query limit
-# (HTTPD_QUERY_MAX_BYTES) and holds any realistic JSON body, while keeping
+# (HTTPD_QUERY_MAX_BYTES) and fits any realistic JSON body, while keeping
 # each execution short.
 if [[ ! -x $build_dir/fuzz/fuzz_http_request ]]; then
   echo "fuzz.sh: $build_dir/fuzz/fuzz_http_request is missing: configure" \
