@@ -146,22 +146,22 @@ typedef void (*ap_upload_created_t)(void *user_data, ap_upload_ticket_t *ticket,
  * Starts what ap_upload_create does and returns without waiting for the
  * metadata write, so a server needs no thread per creation in progress.
  * Returns AP_OK when the creation is under way: `on_created` is then
- * called exactly once with `user_data`, on a library thread and never on
- * the calling thread. It may run before this function has returned, so
- * prepare whatever it touches first. Any other status is returned with `error` filled
- * and `on_created` is never called: the validation errors of
- * ap_upload_create, AP_ERR_INVALID_ARGUMENT when an argument is NULL,
- * and AP_ERR_UNAVAILABLE when the context is closing. `request` and its
- * strings may be freed once this function returns.
+ * called exactly once with `user_data`, on a library thread, and never
+ * from inside this call. It may run before this function has returned,
+ * so prepare whatever it touches first. Any other status is returned
+ * with `error` filled and `on_created` is never called: the validation
+ * errors of ap_upload_create, AP_ERR_INVALID_ARGUMENT when an argument
+ * is NULL, and AP_ERR_UNAVAILABLE once ap_context_close has begun.
+ * `request` and its strings may be freed once this function returns.
  *
  * On the SQLite store, a put upload is queued for the store's commit
  * thread, which writes up to 64 queued uploads in one transaction and
  * then calls each callback in turn. Other methods and stores run
  * ap_upload_create on a pool of up to 64 threads of the context. Either
  * way the callback delays the creations queued behind it, so it should
- * only hand the outcome on. It must not wait for another upload creation
- * of the same context, which could deadlock. ap_context_close finishes
- * every creation still queued, calling its callback, before it returns.
+ * only hand the outcome on. It may start further creations, blocking or
+ * not, but must not close the context. ap_context_close finishes every
+ * creation still queued, calling its callback, before it returns.
  */
 AP_EXPORT ap_status_t ap_upload_create_async(ap_context_t *context,
                                              const ap_upload_request_t *request,

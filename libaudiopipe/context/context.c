@@ -3,6 +3,7 @@
  * queue named in the configuration, and keeps the settings the other
  * areas read through context_internal.h.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,7 @@ struct ap_context {
   int64_t watch_interval_ms;
   ap_notifier_t *notifier; /* NULL when redis.uri is empty */
   ap_task_pool_t *blocking_calls;
+  atomic_int closing; /* set first by ap_context_close */
 };
 
 /* Copies every key set in `source` into a new configuration. */
@@ -186,8 +188,13 @@ void ap_context_close(ap_context_t *context) {
   if (!context) {
     return;
   }
-  /* First, because queued calls still use the backends. */
+  /* Asynchronous calls still queued use the backends, and their callbacks
+   * may start more calls, which the flag rejects. So both queues finish
+   * before any backend closes. */
+  atomic_store(&context->closing, 1);
   ap_task_pool_destroy(context->blocking_calls);
+  context->blocking_calls = NULL;
+  ap_meta_store_drain(context->meta);
   ap_notifier_close(context->notifier);
   ap_object_store_close(context->objects);
   ap_meta_store_close(context->meta);
@@ -309,4 +316,8 @@ ap_notifier_t *ap_context_notifier(ap_context_t *context) {
 
 ap_task_pool_t *ap_context_blocking_calls(ap_context_t *context) {
   return context->blocking_calls;
+}
+
+int ap_context_is_closing(const ap_context_t *context) {
+  return atomic_load(&context->closing);
 }

@@ -49,4 +49,8 @@ typedef struct ap_task_pool ap_task_pool_t;
  * context, which runs every queued call before its backends close. */
 ap_task_pool_t *ap_context_blocking_calls(ap_context_t *context);
 
+/* Returns 1 once ap_context_close has begun: asynchronous calls made from
+ * callbacks that run during the close must fail instead of queueing. */
+int ap_context_is_closing(const ap_context_t *context);
+
 #endif

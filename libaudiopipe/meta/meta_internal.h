@@ -115,6 +115,9 @@ typedef void (*ap_meta_done_t)(void *argument, ap_status_t status,
 typedef struct ap_meta_backend {
   const char *name; /* "sqlite" */
   void (*close)(void *state);
+  /* Optional: finishes every queued asynchronous write, running its
+   * `done`, and makes later writes fail. The store stays readable. */
+  void (*drain)(void *state);
   ap_status_t (*ping)(void *state, ap_error_t *error);
   /* Applies migrations up to `target_version` (AP_SCHEMA_VERSION in
    * production, lower in tests) and stores the resulting version. */
@@ -229,6 +232,9 @@ ap_status_t ap_meta_store_open(const char *uri, const ap_config_t *config,
                                ap_meta_store_t **out, ap_error_t *error);
 
 void ap_meta_store_close(ap_meta_store_t *store);
+
+/* Runs the backend's drain, if it has one (see ap_meta_backend_t). */
+void ap_meta_store_drain(ap_meta_store_t *store);
 
 /* Current time in Unix milliseconds (CLOCK_REALTIME). */
 int64_t ap_time_now_ms(void);

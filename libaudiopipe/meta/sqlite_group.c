@@ -157,9 +157,13 @@ static void finish_batch(ap_sqlite_store_t *store,
   }
 }
 
+/* The store whose commit thread this is, or NULL on any other thread. */
+static _Thread_local const ap_sqlite_store_t *committing_store;
+
 /* The commit thread: runs batches until stopped and the queue is empty. */
 static void *run_group_commits(void *argument) {
   ap_sqlite_store_t *store = argument;
+  committing_store = store;
   pthread_mutex_lock(&store->group_mutex);
   for (;;) {
     while (!store->group_head && !store->group_stop) {
@@ -216,6 +220,15 @@ ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
                                     ap_sqlite_write_function_t write,
                                     void *argument, ap_error_t *error) {
   ap_sqlite_write_request_t request = {.write = write, .argument = argument};
+  if (committing_store == store) {
+    /* A callback of an asynchronous write, on the commit thread, would
+     * wait for itself: the write runs here as a batch of its own. */
+    run_batch(store, &request, NULL);
+    if (request.status != AP_OK && error) {
+      *error = request.error;
+    }
+    return request.status;
+  }
   if (pthread_cond_init(&request.wake, NULL) != 0) {
     return ap_error_set(error, AP_DOMAIN_META, AP_ERR_NO_MEMORY,
                         "cannot create a condition variable for a grouped "

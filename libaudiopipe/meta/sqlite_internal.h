@@ -141,7 +141,9 @@ void ap_sqlite_rollback(ap_sqlite_store_t *store, sqlite3 *db);
  * rolled back alone. A write that succeeded can still fail when the
  * COMMIT fails, or with AP_ERR_UNAVAILABLE when another write's failure
  * made SQLite roll back the whole transaction. Blocks the caller while
- * the store's commit thread runs the batch. Thread-safe.
+ * the store's commit thread runs the batch. Called on the commit thread
+ * itself (from an asynchronous write's finish), it runs the write there
+ * in a transaction of its own. Thread-safe.
  */
 ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
                                     ap_sqlite_write_function_t write,

@@ -481,6 +481,8 @@ static void sqlite_close(void *state) {
   free(store);
 }
 
+static void sqlite_drain(void *state) { ap_sqlite_group_stop(state); }
+
 static ap_status_t sqlite_ping(void *state, ap_error_t *error) {
   ap_sqlite_store_t *store = state;
   ap_error_t cause;
@@ -499,6 +501,7 @@ static ap_status_t sqlite_ping(void *state, ap_error_t *error) {
 static const ap_meta_backend_t sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
+    .drain = sqlite_drain,
     .ping = sqlite_ping,
     .migrate = ap_sqlite_migrate,
     .schema_version = ap_sqlite_schema_version,

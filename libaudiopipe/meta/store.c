@@ -43,6 +43,12 @@ ap_status_t ap_meta_store_open(const char *uri, const ap_config_t *config,
       (int)(separator - uri), uri);
 }
 
+void ap_meta_store_drain(ap_meta_store_t *store) {
+  if (store && store->backend->drain) {
+    store->backend->drain(store->state);
+  }
+}
+
 void ap_meta_store_close(ap_meta_store_t *store) {
   if (!store) {
     return;

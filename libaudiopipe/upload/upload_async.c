@@ -116,6 +116,11 @@ ap_status_t ap_upload_create_async(ap_context_t *context,
                         "ap_upload_create_async: context, request and "
                         "on_created must not be NULL");
   }
+  if (ap_context_is_closing(context)) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_UNAVAILABLE,
+                        "ap_upload_create_async: the context is closing and "
+                        "takes no new creations");
+  }
   /* Validation errors return here, before anything is queued. */
   char content_type[AP_CONTENT_TYPE_MAX_SIZE];
   ap_status_t status = ap_upload_check_create(context, request, content_type,

@@ -344,6 +344,139 @@ static void close_runs_pending_callbacks(void **state) {
   outcomes_destroy(&outcomes);
 }
 
+/* Creations started from a callback: the first callback to run starts
+ * them, the later ones only count. */
+typedef struct chained {
+  ap_context_t *context;
+  int blocking;       /* 1: one ap_upload_create; 0: ap_upload_create_async */
+  int until_rejected; /* keep starting until one is rejected, up to 10 s */
+  int chain_enabled;  /* read and written atomically */
+  int callbacks;      /* atomically */
+  int failures;       /* callbacks with an error, atomically */
+  int started;        /* chained creations that returned AP_OK, atomically */
+  int rejected;       /* chained creations rejected as unavailable */
+  int other_errors;   /* chained creations failing otherwise */
+} chained_t;
+
+static void on_created_chaining(void *user_data, ap_upload_ticket_t *ticket,
+                                const ap_error_t *error);
+
+/* Starts one creation from a callback and counts its status. Returns the
+ * status. */
+static ap_status_t start_chained(chained_t *chain) {
+  ap_upload_request_t request;
+  fill_request(&request, "chained.wav");
+  ap_status_t status;
+  if (chain->blocking) {
+    ap_upload_ticket_t *created = NULL;
+    status = ap_upload_create(chain->context, &request, &created, NULL);
+    ap_upload_ticket_free(created);
+  } else {
+    status = ap_upload_create_async(chain->context, &request,
+                                    on_created_chaining, chain, NULL);
+  }
+  if (status == AP_OK) {
+    __atomic_add_fetch(&chain->started, 1, __ATOMIC_ACQ_REL);
+  } else if (status == AP_ERR_UNAVAILABLE) {
+    __atomic_add_fetch(&chain->rejected, 1, __ATOMIC_ACQ_REL);
+  } else {
+    __atomic_add_fetch(&chain->other_errors, 1, __ATOMIC_ACQ_REL);
+  }
+  return status;
+}
+
+static void on_created_chaining(void *user_data, ap_upload_ticket_t *ticket,
+                                const ap_error_t *error) {
+  (void)error;
+  chained_t *chain = user_data;
+  ap_upload_ticket_free(ticket);
+  if (!ticket) {
+    __atomic_add_fetch(&chain->failures, 1, __ATOMIC_ACQ_REL);
+  }
+  if (__atomic_exchange_n(&chain->chain_enabled, 0, __ATOMIC_ACQ_REL)) {
+    /* With until_rejected, this callback keeps its thread until the
+     * context begins to close, so the close runs while it waits. */
+    for (int i = 0; i < 10000; i++) {
+      if (start_chained(chain) != AP_OK || !chain->until_rejected) {
+        break;
+      }
+      struct timespec pause = {0, 1000000};
+      nanosleep(&pause, NULL);
+    }
+  }
+  __atomic_add_fetch(&chain->callbacks, 1, __ATOMIC_ACQ_REL);
+}
+
+/* A callback on the SQLite commit thread that creates an upload with the
+ * blocking call gets it, instead of waiting for its own thread. */
+static void callback_blocking_create_completes(void **state) {
+  (void)state;
+  meta_fixture_t fixture;
+  open_fixture(&fixture);
+  static chained_t chain;
+  chain = (chained_t){
+      .context = fixture.context, .blocking = 1, .chain_enabled = 1};
+
+  ap_upload_request_t request;
+  fill_request(&request, "take.wav");
+  assert_int_equal(ap_upload_create_async(fixture.context, &request,
+                                          on_created_chaining, &chain, NULL),
+                   AP_OK);
+  for (int i = 0;
+       i < 10000 && __atomic_load_n(&chain.callbacks, __ATOMIC_ACQUIRE) < 1;
+       i++) {
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, NULL);
+  }
+  assert_int_equal(__atomic_load_n(&chain.callbacks, __ATOMIC_ACQUIRE), 1);
+  assert_int_equal(chain.started, 1);
+  assert_int_equal(chain.failures, 0);
+  assert_int_equal(count_rows(fixture.database, "uploads"), 2);
+  meta_fixture_close(&fixture);
+}
+
+/*
+ * The first callback keeps starting creations until ap_context_close
+ * begins, which then rejects them as unavailable. Every creation started
+ * before that completes and calls back, and, under AddressSanitizer, no
+ * callback reaches a backend the close already freed. Round 0 uses the
+ * commit thread only; round 1 sends every tenth creation through the
+ * pool.
+ */
+static void close_rejects_chained_creations(void **state) {
+  (void)state;
+  enum { CREATIONS = 200 };
+  for (int round = 0; round < 2; round++) {
+    meta_fixture_t fixture;
+    open_fixture(&fixture);
+    static chained_t chain;
+    chain = (chained_t){
+        .context = fixture.context, .until_rejected = 1, .chain_enabled = 1};
+
+    for (int i = 0; i < CREATIONS; i++) {
+      ap_upload_request_t request;
+      fill_request(&request, "take.wav");
+      if (round == 1 && i % 10 == 0) {
+        request.method = AP_UPLOAD_METHOD_POST;
+      }
+      assert_int_equal(ap_upload_create_async(fixture.context, &request,
+                                              on_created_chaining, &chain,
+                                              NULL),
+                       AP_OK);
+    }
+    ap_context_close(fixture.context);
+    fixture.context = NULL;
+
+    assert_int_equal(chain.rejected, 1);
+    assert_int_equal(chain.other_errors, 0);
+    assert_int_equal(chain.failures, 0);
+    assert_int_equal(chain.callbacks, CREATIONS + chain.started);
+    assert_int_equal(count_rows(fixture.database, "uploads"),
+                     CREATIONS + chain.started);
+    meta_fixture_close(&fixture);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(concurrent_creations_call_back_once),
@@ -351,6 +484,8 @@ int main(void) {
       cmocka_unit_test(failed_insert_reaches_callback),
       cmocka_unit_test(post_method_runs_on_pool),
       cmocka_unit_test(close_runs_pending_callbacks),
+      cmocka_unit_test(callback_blocking_create_completes),
+      cmocka_unit_test(close_rejects_chained_creations),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
