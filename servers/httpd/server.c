@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -546,7 +547,12 @@ void httpd_server_stop_accepting(httpd_server_t *server) {
   }
   MHD_socket listener = MHD_quiesce_daemon(server->daemon);
   if (listener != MHD_INVALID_SOCKET) {
-    close(listener);
+    /* On Linux, shutting down a listening socket stops it listening, so
+     * new connections are refused at once (a proxy then tries the other
+     * upstream) while the descriptor stays valid for the daemon. */
+    shutdown(listener, SHUT_RDWR);
+    server->quiesced_listener = listener;
+    server->has_quiesced_listener = 1;
   }
 }
 
@@ -555,5 +561,9 @@ void httpd_server_stop(httpd_server_t *server) {
     httpd_upload_creations_stop();
     MHD_stop_daemon(server->daemon);
     server->daemon = NULL;
+  }
+  if (server->has_quiesced_listener) {
+    close(server->quiesced_listener);
+    server->has_quiesced_listener = 0;
   }
 }

@@ -61,6 +61,11 @@ typedef struct httpd_server {
   httpd_cors_t *cors;
   httpd_sse_hub_t *sse;
   struct MHD_Daemon *daemon;
+  /* The listening socket that MHD_quiesce_daemon returned. The daemon's
+   * threads may still use it until MHD_stop_daemon returns (libmicrohttpd
+   * 0.9.75, MHD_quiesce_daemon's documentation), so it is closed then. */
+  MHD_socket quiesced_listener;
+  int has_quiesced_listener;
 
   atomic_int draining;   /* set on SIGTERM: healthz 503, streams end */
   atomic_long in_flight; /* requests between start and completion */
