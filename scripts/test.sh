@@ -3,7 +3,9 @@
 #   1. a warnings-as-errors build (build-test/) and every ctest test,
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build
 #      (build-test-asan/) and every ctest test again, with leak detection,
-#   3. the libFuzzer build (build-test-fuzz/) running fuzz_probe for 60 s
+#   3. a ThreadSanitizer build (build-test-tsan/) and the tests that run
+#      the most threads,
+#   4. the libFuzzer build (build-test-fuzz/) running fuzz_probe for 60 s
 #      and fuzz_http_request for 30 s (AP_FUZZ_HTTP_SECONDS).
 # Prints a summary and exits non-zero when any stage fails. Run as root on
 # a fresh machine so missing packages can be installed (`sudo
@@ -63,13 +65,31 @@ sanitizer_build() {
     -DAP_SANITIZE=ON
 }
 
+# The tests whose threads share the most state: the pool of blocking calls,
+# group commit and asynchronous upload creation, the job queue's claims and
+# reaper, the worker, and audiopipe-httpd end to end. ThreadSanitizer
+# stops a program at its first report (halt_on_error), so a race fails
+# the test that hit it.
+tsan_tests='^(test_task_pool|test_meta_group|test_upload_async|test_job|test_worker|conformance_sqlite_file|http_uploads|http_end_to_end)$'
+
+thread_sanitizer_build() {
+  local dir=$root/build-test-tsan
+  cmake -S "$root" -B "$dir" -DAP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DAP_TSAN=ON -DAP_BUILD_EXAMPLES=OFF >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j"$jobs" || return 1
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir "$dir" -j"$jobs" -R "$tsan_tests" --output-on-failure
+}
+
 fuzz_build() {
   AP_FUZZ_BUILD_DIR=$root/build-test-fuzz scripts/fuzz.sh "$fuzz_seconds"
 }
 
-mkdir -p "$root/build-test" "$root/build-test-asan"
+mkdir -p "$root/build-test" "$root/build-test-asan" "$root/build-test-tsan"
 stage "build and unit tests (-DAP_WERROR=ON)" release_build
 stage "ASan+UBSan build and tests (-DAP_SANITIZE=ON)" sanitizer_build
+stage "TSan build and threaded tests (-DAP_TSAN=ON)" thread_sanitizer_build
 stage "fuzz_probe for ${fuzz_seconds} s, fuzz_http_request for ${AP_FUZZ_HTTP_SECONDS:-30} s (-DAP_FUZZ=ON)" fuzz_build
 
 echo
