@@ -657,15 +657,23 @@ def phase_flow(base, args, book, ledger):
             if asset is None:
                 continue
             book.add(asset, "flow")
+            opened_ms = time.time() * 1000
             state, reconnects, events = follow_events(base, asset["job_id"],
                                                       90)
+            # A job that ended before its stream opened has only the end
+            # event to send; its last update tells whether it had.
+            reply = send(base + "/v1/jobs/" + asset["job_id"],
+                         headers=auth())
+            ledger.add("flow", "job", reply, (200,))
+            ended_ms = (reply.json() or {}).get("updated_at_ms", 0)
+            ended_first = ended_ms <= opened_ms
             reply = send(base + "/v1/assets/" + asset["id"], headers=auth())
             ledger.add("flow", "asset", reply, (200,))
             record = reply.json() or {}
             fetched = fetch_renditions(base, record, ledger, "flow")
             with lock:
                 results.append((filename, state, reconnects, events, record,
-                                fetched))
+                                fetched, ended_first))
 
     threads = [threading.Thread(target=client, daemon=True)
                for _ in range(4)]
@@ -682,14 +690,17 @@ def phase_flow(base, args, book, ledger):
           [(r[0], r[1], r[2]) for r in results if r[1] != "succeeded"])
     check("flow: no event stream needed a reconnect",
           all(r[2] == 0 for r in results), [(r[0], r[2]) for r in results])
-    check("flow: streams carried more than the end event",
-          all(len(r[3]) >= 2 for r in results),
-          [(r[0], len(r[3])) for r in results])
+    check("flow: streams opened before the job ended carried more than "
+          "the end event",
+          all(len(r[3]) >= 2 for r in results if not r[6]),
+          [(r[0], len(r[3]), r[6]) for r in results])
+    note("flow: %d of %d jobs had ended before their stream opened"
+         % (sum(1 for r in results if r[6]), len(results)))
     ready = [r for r in results if r[4].get("status") == "ready"]
     check("flow: every asset is ready", len(ready) == len(results),
           [(r[0], r[4].get("status")) for r in results])
     bad = []
-    for filename, _, _, _, record, fetched in results:
+    for filename, _, _, _, record, fetched, _ in results:
         renditions = record.get("renditions") or {}
         for name, has_format in RENDITIONS.items():
             status, data = fetched.get(name, (0, b""))
