@@ -661,7 +661,8 @@ def phase_flow(base, args, book, ledger):
             state, reconnects, events = follow_events(base, asset["job_id"],
                                                       90)
             # A job that ended before its stream opened has only the end
-            # event to send; its last update tells whether it had.
+            # event to send. The job's last update time shows whether it
+            # had.
             reply = send(base + "/v1/jobs/" + asset["job_id"],
                          headers=auth())
             ledger.add("flow", "job", reply, (200,))
