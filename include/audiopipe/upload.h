@@ -156,8 +156,9 @@ typedef void (*ap_upload_created_t)(void *user_data, ap_upload_ticket_t *ticket,
  *
  * On the SQLite store, a put upload is queued for the store's commit
  * thread, which writes up to 64 queued uploads in one transaction and
- * then calls each callback in turn. Other methods and stores run
- * ap_upload_create on a pool of up to 64 threads of the context. Either
+ * then calls each callback in turn. Other methods and stores run the
+ * blocking part of ap_upload_create on a pool of up to 64 threads of the
+ * context. Either
  * way the callback delays the creations queued behind it, so it should
  * only hand the outcome on. It may start further creations, blocking or
  * not, but must not close the context. ap_context_close finishes every

@@ -15,9 +15,9 @@
 #include "meta/meta_internal.h"
 #include "notify/notify_internal.h"
 
-/* Most asynchronous calls that block a thread each at once, on backends
- * without asynchronous writes. 64 matches the most upload inserts one
- * SQLite commit batches, so both paths admit the same concurrency. */
+/* Maximum number of blocking calls that asynchronous calls run at once on
+ * backends without asynchronous writes. It equals the maximum batch of
+ * one SQLite commit, so both paths admit the same concurrency. */
 #define BLOCKING_CALL_THREADS 64
 
 /* Shortest signing secret accepted: 256 bits, the HMAC-SHA256 key size. */

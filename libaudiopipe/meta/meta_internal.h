@@ -101,17 +101,17 @@ typedef struct ap_meta_settings {
   int64_t retry_max_ms;
 } ap_meta_settings_t;
 
+/* Receives the outcome of an asynchronous write: `error` is NULL when
+ * `status` is AP_OK. */
+typedef void (*ap_meta_done_t)(void *argument, ap_status_t status,
+                               const ap_error_t *error);
+
 /*
  * The operations a metadata backend provides. `state` is the backend's own
  * data. Owner arguments may be NULL to skip the owner check; a row of
  * another owner is reported exactly like a missing row (AP_ERR_NOT_FOUND).
  * Time arguments are Unix milliseconds.
  */
-/* Receives the outcome of an asynchronous write: `error` is NULL when
- * `status` is AP_OK. */
-typedef void (*ap_meta_done_t)(void *argument, ap_status_t status,
-                               const ap_error_t *error);
-
 typedef struct ap_meta_backend {
   const char *name; /* "sqlite" */
   void (*close)(void *state);

@@ -216,34 +216,39 @@ static ap_status_t enqueue_locked(ap_sqlite_store_t *store,
   return AP_OK;
 }
 
+/* Queues `request` and waits until the commit thread has run its batch.
+ * Fails, with the request not run, when it cannot be queued. */
+static ap_status_t wait_for_batch(ap_sqlite_store_t *store,
+                                  ap_sqlite_write_request_t *request,
+                                  ap_error_t *error) {
+  if (pthread_cond_init(&request->wake, NULL) != 0) {
+    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_NO_MEMORY,
+                        "cannot create a condition variable for a grouped "
+                        "write: the system is out of resources");
+  }
+  pthread_mutex_lock(&store->group_mutex);
+  ap_status_t status = enqueue_locked(store, request, error);
+  while (status == AP_OK && !request->done) {
+    pthread_cond_wait(&request->wake, &store->group_mutex);
+  }
+  pthread_mutex_unlock(&store->group_mutex);
+  pthread_cond_destroy(&request->wake);
+  return status;
+}
+
 ap_status_t ap_sqlite_write_grouped(ap_sqlite_store_t *store,
                                     ap_sqlite_write_function_t write,
                                     void *argument, ap_error_t *error) {
   ap_sqlite_write_request_t request = {.write = write, .argument = argument};
   if (committing_store == store) {
     /* A callback of an asynchronous write, on the commit thread, would
-     * wait for itself: the write runs here as a batch of its own. */
+     * wait for itself, so the write runs here as a batch of its own. */
     run_batch(store, &request, NULL);
-    if (request.status != AP_OK && error) {
-      *error = request.error;
+  } else {
+    ap_status_t status = wait_for_batch(store, &request, error);
+    if (status != AP_OK) {
+      return status;
     }
-    return request.status;
-  }
-  if (pthread_cond_init(&request.wake, NULL) != 0) {
-    return ap_error_set(error, AP_DOMAIN_META, AP_ERR_NO_MEMORY,
-                        "cannot create a condition variable for a grouped "
-                        "write: the system is out of resources");
-  }
-
-  pthread_mutex_lock(&store->group_mutex);
-  ap_status_t status = enqueue_locked(store, &request, error);
-  while (status == AP_OK && !request.done) {
-    pthread_cond_wait(&request.wake, &store->group_mutex);
-  }
-  pthread_mutex_unlock(&store->group_mutex);
-  pthread_cond_destroy(&request.wake);
-  if (status != AP_OK) {
-    return status;
   }
 
   if (request.status != AP_OK && error) {

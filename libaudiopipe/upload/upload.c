@@ -255,21 +255,11 @@ ap_status_t ap_upload_check_create(ap_context_t *context,
   return AP_OK;
 }
 
-ap_status_t ap_upload_create(ap_context_t *context,
-                             const ap_upload_request_t *request,
-                             ap_upload_ticket_t **out, ap_error_t *error) {
-  if (!context || !request || !out) {
-    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
-                        "ap_upload_create: context, request and out must "
-                        "not be NULL");
-  }
-  char content_type[AP_CONTENT_TYPE_MAX_SIZE];
-  ap_status_t status = ap_upload_check_create(context, request, content_type,
-                                              sizeof content_type, error);
-  if (status != AP_OK) {
-    return status;
-  }
-
+ap_status_t ap_upload_issue(ap_context_t *context,
+                            const ap_upload_request_t *request,
+                            const char *content_type, ap_upload_ticket_t **out,
+                            ap_error_t *error) {
+  ap_status_t status;
   ap_upload_ticket_t *ticket = calloc(1, sizeof *ticket);
   if (!ticket) {
     return AP_NO_MEMORY(error);
@@ -286,6 +276,23 @@ ap_status_t ap_upload_create(ap_context_t *context,
   }
   *out = ticket;
   return AP_OK;
+}
+
+ap_status_t ap_upload_create(ap_context_t *context,
+                             const ap_upload_request_t *request,
+                             ap_upload_ticket_t **out, ap_error_t *error) {
+  if (!context || !request || !out) {
+    return ap_error_set(error, AP_DOMAIN_CORE, AP_ERR_INVALID_ARGUMENT,
+                        "ap_upload_create: context, request and out must "
+                        "not be NULL");
+  }
+  char content_type[AP_CONTENT_TYPE_MAX_SIZE];
+  ap_status_t status = ap_upload_check_create(context, request, content_type,
+                                              sizeof content_type, error);
+  if (status != AP_OK) {
+    return status;
+  }
+  return ap_upload_issue(context, request, content_type, out, error);
 }
 
 /*

@@ -2,8 +2,8 @@
  * ap_upload_create_async: upload creation that returns before its
  * metadata write. A put upload on a store with asynchronous inserts is
  * prepared on the caller's thread and queued for the store's commit
- * thread. Any other creation runs ap_upload_create on the context's pool
- * of threads for blocking calls.
+ * thread. Any other creation is validated here too, then issued on the
+ * context's pool of threads for blocking calls.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +19,9 @@
 typedef struct {
   ap_task_t task; /* first, so a task pointer converts back */
   ap_context_t *context;
-  ap_upload_request_t request; /* owner and filename point to the copies */
+  ap_upload_request_t request; /* its strings point to the fields below */
   char *owner;
   char *filename;
-  char *requested_content_type;
   char content_type[AP_CONTENT_TYPE_MAX_SIZE]; /* validated, lower case */
   ap_upload_ticket_t *ticket;
   ap_upload_record_t record; /* the pending row, pointing into the above */
@@ -34,7 +33,6 @@ static void free_creation(creation_t *creation) {
   ap_upload_ticket_free(creation->ticket);
   free(creation->owner);
   free(creation->filename);
-  free(creation->requested_content_type);
   free(creation);
 }
 
@@ -59,32 +57,33 @@ static void on_inserted(void *argument, ap_status_t status,
   deliver(argument, status, error);
 }
 
-/* Runs on a pool thread: the whole synchronous creation. */
+/* Runs on a pool thread: the blocking part of the creation, which
+ * ap_upload_create_async has already validated. */
 static void run_creation(ap_task_t *task) {
   creation_t *creation = (creation_t *)task;
   ap_error_t error;
   ap_error_clear(&error);
-  ap_status_t status = ap_upload_create(creation->context, &creation->request,
-                                        &creation->ticket, &error);
+  ap_status_t status =
+      ap_upload_issue(creation->context, &creation->request,
+                      creation->content_type, &creation->ticket, &error);
   deliver(creation, status, &error);
 }
 
-/* Copies the request's fields and strings into `creation`. */
+/* Copies the request's fields and strings into `creation`, whose
+ * content_type is already set. */
 static ap_status_t copy_request(creation_t *creation,
                                 const ap_upload_request_t *request,
                                 ap_error_t *error) {
   creation->owner = strdup(request->owner);
   creation->filename = strdup(request->filename);
-  creation->requested_content_type = strdup(request->content_type);
-  if (!creation->owner || !creation->filename ||
-      !creation->requested_content_type) {
+  if (!creation->owner || !creation->filename) {
     return AP_NO_MEMORY(error);
   }
   ap_upload_request_init(&creation->request);
   creation->request.owner = creation->owner;
   creation->request.filename = creation->filename;
   creation->request.size_bytes = request->size_bytes;
-  creation->request.content_type = creation->requested_content_type;
+  creation->request.content_type = creation->content_type;
   creation->request.method = ap_upload_request_method(request);
   return AP_OK;
 }

@@ -46,21 +46,28 @@ ap_status_t ap_upload_validate_request(const ap_config_t *config,
  */
 ap_status_t ap_upload_check_create(ap_context_t *context,
                                    const ap_upload_request_t *request,
-                                   char *content_type,
-                                   size_t content_type_size,
+                                   char *content_type, size_t content_type_size,
                                    ap_error_t *error);
+
+/*
+ * Issues the ticket of a request that ap_upload_check_create accepted,
+ * with the content type it returned: records the pending upload (and
+ * starts a multipart upload in the store) and stores the ticket in `*out`.
+ */
+ap_status_t ap_upload_issue(ap_context_t *context,
+                            const ap_upload_request_t *request,
+                            const char *content_type, ap_upload_ticket_t **out,
+                            ap_error_t *error);
 
 /*
  * Gives a put ticket its id and object key, presigns its PUT and fills
  * `record` with the pending upload to insert. The record's strings point
  * into `ticket`, `request` and `content_type`, which must outlive it.
  */
-ap_status_t ap_upload_prepare_put(ap_context_t *context,
-                                  const ap_upload_request_t *request,
-                                  const char *content_type,
-                                  ap_upload_ticket_t *ticket,
-                                  ap_upload_record_t *record,
-                                  ap_error_t *error);
+ap_status_t
+ap_upload_prepare_put(ap_context_t *context, const ap_upload_request_t *request,
+                      const char *content_type, ap_upload_ticket_t *ticket,
+                      ap_upload_record_t *record, ap_error_t *error);
 
 /* Returns 1 when `text` is 1..`max_bytes` bytes of valid UTF-8 with no
  * control characters (C0, DEL, C1) and no '/' or '\\'. */
