@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include <audiopipe/config.h>
 #include <audiopipe/context.h>
 
@@ -57,6 +59,28 @@ static inline int meta_fixture_open(meta_fixture_t *fixture) {
     return -1;
   }
   return 0;
+}
+
+/* Counts the rows of `table` in the SQLite file `database` on a
+ * connection of its own; -1 when the query fails. */
+static inline int meta_fixture_count_rows(const char *database,
+                                          const char *table) {
+  sqlite3 *db = NULL;
+  if (sqlite3_open(database, &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return -1;
+  }
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
+  sqlite3_stmt *statement = NULL;
+  int count = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &statement, NULL) == SQLITE_OK &&
+      sqlite3_step(statement) == SQLITE_ROW) {
+    count = sqlite3_column_int(statement, 0);
+  }
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+  return count;
 }
 
 static inline void meta_fixture_close(meta_fixture_t *fixture) {

@@ -30,22 +30,6 @@ static ap_sqlite_store_t *open_store(meta_fixture_t *fixture) {
   return ap_context_meta_store(fixture->context)->state;
 }
 
-/* Counts the rows of `table` on a connection of its own. */
-static int count_rows(const meta_fixture_t *fixture, const char *table) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(fixture->database, &db), SQLITE_OK);
-  char sql[128];
-  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
-  sqlite3_stmt *statement = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &statement, NULL),
-                   SQLITE_OK);
-  assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
-  int count = sqlite3_column_int(statement, 0);
-  sqlite3_finalize(statement);
-  sqlite3_close(db);
-  return count;
-}
-
 #define ABSOLUTE_SQL                                                           \
   "SELECT abs(value) FROM numbers WHERE value >= ?1 ORDER BY id"
 
@@ -230,7 +214,7 @@ static void group_fails_only_failed_request(void **state) {
   assert_int_equal(requests[2].status, AP_ERR_CONFLICT);
   assert_int_equal(requests[2].error.code, AP_ERR_CONFLICT);
   assert_non_null(strstr(requests[2].error.message, "inserting row"));
-  assert_int_equal(count_rows(&fixture, "rows"), 2);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "rows"), 2);
   assert_int_equal(__atomic_load_n(&commits, __ATOMIC_RELAXED), 2);
   meta_fixture_close(&fixture);
 }
@@ -308,7 +292,7 @@ static void async_writes_finish_once(void **state) {
     assert_int_equal(requests[i].finished, 1);
     assert_false(pthread_equal(requests[i].finisher, pthread_self()));
   }
-  assert_int_equal(count_rows(&fixture, "rows"), 3);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "rows"), 3);
   meta_fixture_close(&fixture);
 }
 
@@ -322,23 +306,25 @@ static void stop_finishes_queued_writes(void **state) {
 
   enum { QUEUED = 5 };
   static const char *ids[QUEUED] = {"q1", "q2", "q3", "q4", "q5"};
-  group_request_t held = {.id = "first", .hold_batch = 1, .hold_until = QUEUED};
+  group_request_t batch_holder = {
+      .id = "first", .hold_batch = 1, .hold_until = QUEUED};
   group_request_t queued[QUEUED];
   memset(queued, 0, sizeof queued);
-  assert_int_equal(queue_row(store, &held), AP_OK);
-  wait_entered(&held);
+  assert_int_equal(queue_row(store, &batch_holder), AP_OK);
+  wait_entered(&batch_holder);
   for (int i = 0; i < QUEUED; i++) {
     queued[i].id = ids[i];
     assert_int_equal(queue_row(store, &queued[i]), AP_OK);
   }
   ap_sqlite_group_stop(store);
 
-  assert_int_equal(held.finished, 1);
+  assert_int_equal(batch_holder.finished, 1);
   for (int i = 0; i < QUEUED; i++) {
     assert_int_equal(queued[i].finished, 1);
     assert_int_equal(queued[i].status, AP_OK);
   }
-  assert_int_equal(count_rows(&fixture, "rows"), QUEUED + 1);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "rows"),
+                   QUEUED + 1);
 
   group_request_t late = {.id = "late"};
   assert_int_equal(queue_row(store, &late), AP_ERR_UNAVAILABLE);
@@ -350,7 +336,8 @@ static void stop_finishes_queued_writes(void **state) {
       AP_ERR_UNAVAILABLE);
   assert_non_null(strstr(error.message, "closing"));
   assert_int_equal(late.finished, 0);
-  assert_int_equal(count_rows(&fixture, "rows"), QUEUED + 1);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "rows"),
+                   QUEUED + 1);
   meta_fixture_close(&fixture);
 }
 
@@ -415,7 +402,7 @@ static void concurrent_creates_get_distinct_ids(void **state) {
   for (int i = 1; i < TOTAL; i++) {
     assert_string_not_equal(ids[i - 1], ids[i]);
   }
-  assert_int_equal(count_rows(&fixture, "uploads"), TOTAL);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "uploads"), TOTAL);
   meta_fixture_close(&fixture);
 }
 

@@ -105,22 +105,6 @@ static void fill_request(ap_upload_request_t *request, const char *filename) {
   request->content_type = "audio/wav";
 }
 
-/* Counts the rows of `table` on a connection of its own. */
-static int count_rows(const char *database, const char *table) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(database, &db), SQLITE_OK);
-  char sql[128];
-  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
-  sqlite3_stmt *statement = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &statement, NULL),
-                   SQLITE_OK);
-  assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
-  int count = sqlite3_column_int(statement, 0);
-  sqlite3_finalize(statement);
-  sqlite3_close(db);
-  return count;
-}
-
 static void open_fixture(meta_fixture_t *fixture) {
   assert_int_equal(meta_fixture_prepare(fixture), 0);
   assert_int_equal(meta_fixture_open(fixture), 0);
@@ -197,7 +181,8 @@ static void concurrent_creations_call_back_once(void **state) {
   for (int i = 1; i < MAX_OUTCOMES; i++) {
     assert_string_not_equal(outcomes.ids[i - 1], outcomes.ids[i]);
   }
-  assert_int_equal(count_rows(fixture.database, "uploads"), MAX_OUTCOMES);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "uploads"),
+                   MAX_OUTCOMES);
 
   /* No callback is left to run at close. */
   meta_fixture_close(&fixture);
@@ -308,7 +293,7 @@ static void post_method_runs_on_pool(void **state) {
     assert_string_equal(outcomes.methods[i], "POST");
     assert_true(outcomes.field_counts[i] > 0);
   }
-  assert_int_equal(count_rows(fixture.database, "uploads"), POSTS);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "uploads"), POSTS);
   meta_fixture_close(&fixture);
   outcomes_destroy(&outcomes);
 }
@@ -339,7 +324,8 @@ static void close_runs_pending_callbacks(void **state) {
 
   assert_int_equal(outcomes.count, CREATIONS);
   assert_int_equal(outcomes.failures, 0);
-  assert_int_equal(count_rows(fixture.database, "uploads"), CREATIONS);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "uploads"),
+                   CREATIONS);
   meta_fixture_close(&fixture);
   outcomes_destroy(&outcomes);
 }
@@ -431,7 +417,7 @@ static void callback_blocking_create_completes(void **state) {
   assert_int_equal(__atomic_load_n(&chain.callbacks, __ATOMIC_ACQUIRE), 1);
   assert_int_equal(chain.started, 1);
   assert_int_equal(chain.failures, 0);
-  assert_int_equal(count_rows(fixture.database, "uploads"), 2);
+  assert_int_equal(meta_fixture_count_rows(fixture.database, "uploads"), 2);
   meta_fixture_close(&fixture);
 }
 
@@ -471,7 +457,7 @@ static void close_rejects_chained_creations(void **state) {
     assert_int_equal(chain.other_errors, 0);
     assert_int_equal(chain.failures, 0);
     assert_int_equal(chain.callbacks, CREATIONS + chain.started);
-    assert_int_equal(count_rows(fixture.database, "uploads"),
+    assert_int_equal(meta_fixture_count_rows(fixture.database, "uploads"),
                      CREATIONS + chain.started);
     meta_fixture_close(&fixture);
   }
