@@ -88,9 +88,6 @@ generate gen.caf -c:a pcm_s16le -f caf
   -artifact_prefix="$artifacts/" \
   "$corpus" "$seeds"
 
-# The request parsers. 8 KiB passes the 4 KiB query limit
-# (HTTPD_QUERY_MAX_BYTES) and fits any realistic JSON body, while keeping
-# each execution short.
 if [[ ! -x $build_dir/fuzz/fuzz_http_request ]]; then
   echo "fuzz.sh: $build_dir/fuzz/fuzz_http_request is missing: configure" \
     "with -DAP_BUILD_SERVERS=ON and build the fuzz_http_request target" >&2
@@ -98,6 +95,9 @@ if [[ ! -x $build_dir/fuzz/fuzz_http_request ]]; then
 fi
 http_corpus=$build_dir/fuzz-corpus-http
 mkdir -p "$http_corpus"
+# The request parsers. 8 KiB passes the 4 KiB query limit
+# (HTTPD_QUERY_MAX_BYTES) and fits any realistic JSON body, while keeping
+# each execution short.
 "$build_dir/fuzz/fuzz_http_request" \
   -max_total_time="$http_seconds" \
   -max_len=8192 \

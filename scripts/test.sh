@@ -45,13 +45,19 @@ stage() {
   durations+=($((SECONDS - start)))
 }
 
-build_and_test() {
+# Configures DIR with the given options and warnings as errors, then
+# builds it.
+configure_and_build() {
   local dir=$1
   shift
   cmake -S "$root" -B "$dir" -DAP_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
     { cat "$dir.configure.log"; return 1; }
-  cmake --build "$dir" -j"$jobs" || return 1
-  ctest --test-dir "$dir" -j"$jobs" --output-on-failure
+  cmake --build "$dir" -j"$jobs"
+}
+
+build_and_test() {
+  configure_and_build "$@" || return 1
+  ctest --test-dir "$1" -j"$jobs" --output-on-failure
 }
 
 release_build() {
@@ -74,10 +80,8 @@ tsan_tests='^(test_task_pool|test_meta_group|test_upload_async|test_job|test_wor
 
 thread_sanitizer_build() {
   local dir=$root/build-test-tsan
-  cmake -S "$root" -B "$dir" -DAP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DAP_TSAN=ON -DAP_BUILD_EXAMPLES=OFF >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log"; return 1; }
-  cmake --build "$dir" -j"$jobs" || return 1
+  configure_and_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAP_TSAN=ON \
+    -DAP_BUILD_EXAMPLES=OFF || return 1
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --test-dir "$dir" -j"$jobs" -R "$tsan_tests" --output-on-failure
 }

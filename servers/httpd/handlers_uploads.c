@@ -187,8 +187,8 @@ static void resume_with(httpd_request_t *request, ap_upload_ticket_t *ticket,
   MHD_resume_connection(request->connection);
 }
 
-/* ap_upload_create_async's callback, on a library thread. Converting the
- * ticket to JSON waits for the handler's thread, so the store's commit
+/* ap_upload_create_async's callback, on a library thread. The ticket is
+ * converted to JSON later, on the handler's thread, so the store's commit
  * thread moves on to the next creation at once. */
 static void on_created(void *user_data, ap_upload_ticket_t *ticket,
                        const ap_error_t *error) {
